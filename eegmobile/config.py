@@ -1,0 +1,91 @@
+"""Typed, frozen configs for the data path. Entry points build them from flags.
+
+Variants derive from the defaults with `dataclasses.replace`, never by copying fields.
+"""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectrogramConfig:
+  """How one 30 s epoch becomes an image (defaults: the EEGMobile paper).
+
+  Attributes:
+    fs: sampling rate of the epoch, Hz.
+    nperseg: samples per STFT segment (scipy.signal.spectrogram).
+    noverlap: samples shared by consecutive segments.
+    nfft: FFT length (zero padding beyond nperseg).
+    window: scipy window spec; scipy's default is a Tukey window with alpha 0.25.
+    window_param: the window's parameter (alpha for tukey); ignored for windows without one.
+    image_height: rows of the stored image (frequency, low at the bottom).
+    image_width: columns of the stored image (time, left to right).
+    power_floor: power added before taking dB, so that an exactly-zero bin is finite.
+  """
+  fs: float = 100.0
+  nperseg: int = 30
+  noverlap: int = 16
+  nfft: int = 1024
+  window: str = "tukey"
+  window_param: float = 0.25
+  image_height: int = 224
+  image_width: int = 224
+  power_floor: float = 1e-20
+
+  def __post_init__(self):
+    if not 0 <= self.noverlap < self.nperseg:
+      raise ValueError(f"noverlap must be in [0, nperseg), got {self.noverlap} and {self.nperseg}")
+    if self.nfft < self.nperseg:
+      raise ValueError(f"nfft ({self.nfft}) must be >= nperseg ({self.nperseg})")
+    if self.image_height < 2 or self.image_width < 2:
+      raise ValueError(f"image size must be at least 2x2, got "
+                       f"{self.image_height}x{self.image_width}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochConfig:
+  """How a night is cut into labelled 30 s epochs.
+
+  Attributes:
+    channel: EEG channel label to read (aliases are resolved by `edf_reader`).
+    target_fs: the rate every recording is resampled to before epoching, Hz.
+    epoch_seconds: epoch length (the scoring unit of the hypnograms).
+    wake_edge_minutes: wake kept before the first and after the last sleep epoch;
+      None keeps the whole recording.
+  """
+  channel: str = "EEG Fpz-Cz"
+  target_fs: float = 100.0
+  epoch_seconds: float = 30.0
+  wake_edge_minutes: Optional[float] = 30.0
+
+  @property
+  def samples_per_epoch(self) -> int:
+    return int(round(self.target_fs * self.epoch_seconds))
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildConfig:
+  """Everything that determines the bytes of a build (recorded in its manifest).
+
+  Attributes:
+    subset: which recordings (see `sleep_edf.SUBSETS`).
+    epochs: epoching and labelling.
+    spectrogram: image computation.
+    compression: "" (none) or "GZIP" for the TFRecord shards.
+  """
+  subset: str = "sleep-edf-20"
+  epochs: EpochConfig = EpochConfig()
+  spectrogram: SpectrogramConfig = SpectrogramConfig()
+  compression: str = ""
+
+  def __post_init__(self):
+    if self.compression not in ("", "GZIP"):
+      raise ValueError(f"compression must be '' or 'GZIP', got {self.compression!r}")
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> "BuildConfig":
+    return cls(subset=d["subset"], epochs=EpochConfig(**d["epochs"]),
+               spectrogram=SpectrogramConfig(**d["spectrogram"]), compression=d["compression"])

@@ -1,0 +1,1 @@
+"""TFRecord schema, shard layout, manifest and the tf.data builders other projects import."""

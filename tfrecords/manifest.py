@@ -1,0 +1,112 @@
+"""Build layout: shard names and the manifest (JSON) that sits beside the shards.
+
+A build directory holds `manifest.json` and, per subject, the shards
+`<subset>-<subject>.tfrecord-<i>-of-<n>` (one shard per night, nights in order), so a
+fold is a set of files. The manifest records everything needed to reproduce and to read
+the build; it holds no timestamps or absolute paths, so the same inputs give the same bytes.
+
+Manifest fields (format_version 1):
+  format, format_version, library_version, dataset, subset, demo (bool), complete (bool),
+  config (BuildConfig.to_dict()), image {height, width, dtype, encoding},
+  compression ("" or "GZIP"), stages [names by label index],
+  subjects {subject_id: {shards: [...], num_examples, class_counts {stage: n}}},
+  recordings [{record, subject, night, shard, num_examples, class_counts, dropped {reason: n},
+               psg {file, sha256}, hypnogram {file, sha256}, channel {label, unit, fs},
+               duration_s}],
+  totals {num_examples, class_counts, dropped},
+  failures [{record, file, error}].
+"""
+
+import json
+import os
+from typing import Iterable, Sequence
+
+FORMAT = "eegmobile-sleep-edf-tfrecords"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+
+
+def shard_file_name(subset: str, subject_id: str, index: int, count: int) -> str:
+  """Deterministic shard name, e.g. sleep-edf-20-SC00.tfrecord-00000-of-00002."""
+  return f"{subset}-{subject_id}.tfrecord-{index:05d}-of-{count:05d}"
+
+
+def dumps(manifest: dict) -> str:
+  """Canonical JSON text of a manifest (sorted keys, so equal manifests are equal bytes)."""
+  return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
+
+
+def _gfile():
+  # tf.io.gfile reads local paths and, with tensorflow-io imported, s3:// and hdfs:// too.
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfrecords import filesystems  # pylint: disable=g-import-not-at-top
+  filesystems.register()
+  return tf.io.gfile
+
+
+def _join(build_dir: str, name: str) -> str:
+  return build_dir.rstrip("/") + "/" + name if "://" in build_dir else os.path.join(
+      build_dir, name)
+
+
+def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:
+  """Reads and checks a build's manifest (local path or object-store URL).
+
+  Args:
+    build_dir: the build's output directory.
+    allow_incomplete: accept a build whose manifest says some recordings failed.
+
+  Raises:
+    FileNotFoundError: no manifest in build_dir.
+    ValueError: not a manifest of this format/version, or an incomplete build.
+  """
+  path = _join(build_dir, MANIFEST_FILE)
+  if "://" in build_dir:
+    gfile = _gfile()
+    if not gfile.exists(path):
+      raise FileNotFoundError(f"{path}: no manifest; is {build_dir} a build directory?")
+    with gfile.GFile(path, "r") as f:
+      text = f.read()
+  else:
+    if not os.path.exists(path):
+      raise FileNotFoundError(f"{path}: no manifest; is {build_dir} a build directory?")
+    with open(path) as f:
+      text = f.read()
+  try:
+    manifest = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e})") from e
+  if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    raise ValueError(f"{path}: not an {FORMAT} v{FORMAT_VERSION} manifest "
+                     f"(format={manifest.get('format')!r}, "
+                     f"version={manifest.get('format_version')!r})")
+  if not manifest.get("complete") and not allow_incomplete:
+    failed = ", ".join(f["record"] or f["file"] for f in manifest.get("failures", []))
+    raise ValueError(f"{path}: incomplete build, {len(manifest.get('failures', []))} "
+                     f"recording(s) failed ({failed}); pass allow_incomplete=True to use it")
+  return manifest
+
+
+def subjects(manifest: dict) -> list[str]:
+  """The build's subject ids, sorted."""
+  return sorted(manifest["subjects"])
+
+
+def shard_paths(build_dir: str, manifest: dict, subject_ids: Iterable[str]) -> list[str]:
+  """Paths of the shards holding the given subjects, in subject then night order.
+
+  Raises:
+    KeyError: a subject that is not in the build.
+  """
+  paths = []
+  for subject_id in subject_ids:
+    if subject_id not in manifest["subjects"]:
+      raise KeyError(f"subject {subject_id!r} is not in this build "
+                     f"(it has {', '.join(subjects(manifest))})")
+    paths.extend(_join(build_dir, s) for s in manifest["subjects"][subject_id]["shards"])
+  return paths
+
+
+def num_examples(manifest: dict, subject_ids: Sequence[str]) -> int:
+  """Number of examples the given subjects hold."""
+  return sum(manifest["subjects"][s]["num_examples"] for s in subject_ids)
