@@ -128,10 +128,19 @@ def decode_batch(serialized, image_height: int, image_width: int,
   Returns:
     {"image": uint8 [batch, height, width], "label": int32 [batch]} plus the
     metadata keys when `with_metadata`.
+
+  Raises:
+    tf.errors.InvalidArgumentError: (when run) an image is not height x width.
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   parsed = tf.io.parse_example(serialized, parse_spec())
-  images = tf.io.decode_raw(parsed[IMAGE], tf.uint8, fixed_length=image_height * image_width)
+  # decode_raw would silently pad or cut an image of another size: check the stored shape.
+  checks = [tf.debugging.assert_equal(parsed[HEIGHT], tf.constant(image_height, tf.int64),
+                                      message="image height differs from the expected"),
+            tf.debugging.assert_equal(parsed[WIDTH], tf.constant(image_width, tf.int64),
+                                      message="image width differs from the expected")]
+  with tf.control_dependencies(checks):
+    images = tf.io.decode_raw(parsed[IMAGE], tf.uint8)
   out = {IMAGE: tf.reshape(images, [-1, image_height, image_width]),
          LABEL: tf.cast(parsed[LABEL], tf.int32)}
   if with_metadata:
