@@ -79,6 +79,11 @@ class BuildConfig:
   compression: str = ""
 
   def __post_init__(self):
+    if self.spectrogram.fs != self.epochs.target_fs:
+      raise ValueError(f"spectrogram.fs ({self.spectrogram.fs}) must equal epochs.target_fs "
+                       f"({self.epochs.target_fs}): epochs are resampled to target_fs first")
+    if self.subset not in ("sleep-edf-20", "sleep-edf-78", "sleep-edf-st", "all"):
+      raise ValueError(f"unknown subset {self.subset!r}")
     if self.compression not in ("", "GZIP"):
       raise ValueError(f"compression must be '' or 'GZIP', got {self.compression!r}")
 
