@@ -1,0 +1,306 @@
+"""The build: Sleep-EDF recordings -> Beam -> subject-sharded TFRecords + manifest.
+
+`run()` finds the recordings, builds every night in a Beam pipeline (each night's shard
+is written to a staging directory beside the output), then names the shards per subject,
+writes the manifest last and moves the staging directory into place. An interrupted run
+leaves only `<output_dir>.incomplete-<pid>`, never a directory that looks finished.
+
+The DirectRunner runs offline: Beam's DirectRunner first tries the Prism runner, whose
+binary it downloads from GitHub (impossible offline; it then falls back silently), so for
+`--runner DirectRunner` we hand Beam the runner it falls back to, the FnApiRunner, in
+multi-process mode with one worker per core. Any other `--runner` (Dataflow, Flink,
+Spark) is passed through with the rest of Beam's options.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import threading
+import time
+from typing import Sequence
+
+from absl import logging
+
+import eegmobile
+from eegmobile import errors
+from eegmobile import sleep_edf
+from eegmobile import stages
+from eegmobile.config import BuildConfig
+from tfrecords import manifest as manifest_lib
+
+_DIRECT = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+  """What a build did."""
+  output_dir: str
+  manifest: dict
+  metrics: dict  # Beam counter name -> value
+  seconds: float
+
+  @property
+  def ok(self) -> bool:
+    return self.manifest["complete"]
+
+
+def pipeline_options(argv: Sequence[str] = ()):
+  """Beam options from command-line style arguments; DirectRunner gets one worker a core.
+
+  Args:
+    argv: Beam arguments, e.g. ["--runner", "DirectRunner", "--direct_num_workers", "2"].
+  """
+  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
+  argv = list(argv)
+  options = po.PipelineOptions(argv)
+  standard = options.view_as(po.StandardOptions)
+  standard.runner = standard.runner or "DirectRunner"
+  if standard.runner in _DIRECT:
+    direct = options.view_as(po.DirectOptions)
+    if not any(a.startswith("--direct_num_workers") for a in argv):
+      direct.direct_num_workers = os.cpu_count() or 1
+    if not any(a.startswith("--direct_running_mode") for a in argv):
+      direct.direct_running_mode = ("multi_processing" if direct.direct_num_workers > 1 else
+                                    "in_memory")
+  if not any(a.startswith("--default_sdk_harness_log_level") for a in argv):
+    # Beam's workers log every bundle at INFO; our driver reports progress per night.
+    options.view_as(po.WorkerOptions).default_sdk_harness_log_level = "WARNING"
+  return options
+
+
+def make_runner(options):
+  """The FnApiRunner for the DirectRunner (no Prism download); None lets Beam choose."""
+  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
+  if options.view_as(po.StandardOptions).runner not in _DIRECT:
+    return None
+  # As DirectRunner.run_pipeline builds it after its Prism attempt, minus the attempt.
+  from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners.portability import portable_runner  # pylint: disable=g-import-not-at-top
+  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=g-import-not-at-top
+  encoded = portable_runner.JobServiceHandle.encode_pipeline_options(options.get_all_options())
+  return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
+      beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
+
+
+def check_output_dir(output_dir: str, config: BuildConfig, *, demo: bool,
+                     overwrite: bool) -> None:
+  """Refuses, before any work, to write over something that is not this same build.
+
+  Raises:
+    errors.OutputDirError: output_dir holds other files, or a build with other parameters.
+  """
+  if not os.path.exists(output_dir) or overwrite:
+    return
+  if not os.path.isdir(output_dir):
+    raise errors.OutputDirError(output_dir, "exists and is not a directory")
+  if not os.listdir(output_dir):
+    return
+  if not os.path.exists(os.path.join(output_dir, manifest_lib.MANIFEST_FILE)):
+    raise errors.OutputDirError(output_dir, "is not empty and holds no build "
+                                "(no manifest.json); refusing to write into it")
+  old = manifest_lib.load_manifest(output_dir, allow_incomplete=True)
+  there = _flatten({"config": old.get("config"), "demo": old.get("demo")})
+  now = _flatten({"config": config.to_dict(), "demo": demo})
+  differences = [f"{key}: {there.get(key)!r} there, {value!r} now"
+                 for key, value in now.items() if there.get(key) != value]
+  if differences:
+    raise errors.OutputDirError(output_dir, "holds a different build (" +
+                                "; ".join(differences) +
+                                "); choose another --output_dir or pass --overwrite")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+  flat = {}
+  for key, value in (d or {}).items():
+    if isinstance(value, dict):
+      flat.update(_flatten(value, f"{prefix}{key}."))
+    else:
+      flat[f"{prefix}{key}"] = value
+  return flat
+
+
+def make_manifest(config: BuildConfig, summaries: Sequence[dict], failures: Sequence[dict],
+                  *, demo: bool) -> dict:
+  """The manifest of a build (pure): shard names, per-subject and total counts, failures.
+
+  Args:
+    config: the build's parameters.
+    summaries: one manifest entry per built night (from `nights.build_night`).
+    failures: one entry per recording that failed.
+    demo: whether the recordings were the synthetic demo set.
+  """
+  recordings = sorted((dict(s) for s in summaries), key=lambda s: (s["subject"], s["night"]))
+  subjects: dict[str, dict] = {}
+  for night in recordings:
+    subjects.setdefault(night["subject"], {"records": []})["records"].append(night)
+  for subject_id, entry in subjects.items():
+    nights_of_subject = entry.pop("records")
+    for i, night in enumerate(nights_of_subject):
+      night["shard"] = manifest_lib.shard_file_name(config.subset, subject_id, i,
+                                                    len(nights_of_subject))
+    entry["shards"] = [n["shard"] for n in nights_of_subject]
+    entry["num_examples"] = sum(n["num_examples"] for n in nights_of_subject)
+    entry["class_counts"] = _sum_counts(n["class_counts"] for n in nights_of_subject)
+  return {
+      "format": manifest_lib.FORMAT,
+      "format_version": manifest_lib.FORMAT_VERSION,
+      "library_version": eegmobile.__version__,
+      "dataset": "sleep-edf",
+      "subset": config.subset,
+      "demo": demo,
+      "complete": not failures,
+      "config": config.to_dict(),
+      "image": {"height": config.spectrogram.image_height,
+                "width": config.spectrogram.image_width, "dtype": "uint8",
+                "encoding": "colour-map index, row 0 = highest frequency"},
+      "compression": config.compression,
+      "stages": list(stages.STAGES),
+      "subjects": dict(sorted(subjects.items())),
+      "recordings": recordings,
+      "totals": {"num_examples": sum(r["num_examples"] for r in recordings),
+                 "class_counts": _sum_counts(r["class_counts"] for r in recordings),
+                 "dropped": _sum_counts(r["dropped"] for r in recordings)},
+      "failures": sorted(failures, key=lambda f: (f["record"] or "", f["file"])),
+  }
+
+
+def _sum_counts(counts) -> dict:
+  total: dict[str, int] = {}
+  for c in counts:
+    for key, value in c.items():
+      total[key] = total.get(key, 0) + value
+  return dict(sorted(total.items()))
+
+
+class _Progress:
+  """Logs each night as its staged entry appears, from the driver, while Beam runs."""
+
+  def __init__(self, staging_dir: str, total: int, every_s: float = 1.0):
+    self._dirs = {"built": os.path.join(staging_dir, "nights"),
+                  "FAILED": os.path.join(staging_dir, "failed")}
+    self._total, self._every_s, self._seen = total, every_s, set()
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._loop, daemon=True)
+    self._start = time.monotonic()
+
+  def _report_new(self):
+    for status, directory in self._dirs.items():
+      for name in sorted(os.listdir(directory)):
+        if name.endswith(".json") and name not in self._seen:
+          self._seen.add(name)
+          logging.info("[%d/%d] %s %s (%.0f s)", len(self._seen), self._total, status,
+                       name.split(".")[0], time.monotonic() - self._start)
+
+  def _loop(self):
+    while not self._stop.wait(self._every_s):
+      self._report_new()
+
+  def __enter__(self):
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self._stop.set()
+    self._thread.join()
+    self._report_new()
+
+
+def _read_entries(directory: str) -> list[dict]:
+  entries = []
+  for name in sorted(os.listdir(directory)):
+    if name.endswith(".json"):
+      with open(os.path.join(directory, name)) as f:
+        entries.append(json.load(f))
+  return entries
+
+
+def _pairing_failure(problem: errors.PairingError) -> dict:
+  return {"record": sleep_edf.parse_name(problem.path).record,
+          "file": os.path.basename(problem.path), "error": problem.problem,
+          "kind": type(problem).__name__}
+
+
+def _beam_counters(result) -> dict:
+  counters = {}
+  for counter in result.metrics().query()["counters"]:
+    value = counter.committed if counter.committed is not None else counter.attempted
+    counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + value
+  return dict(sorted(counters.items()))
+
+
+def _finalise(staging_dir: str, output_dir: str, manifest: dict) -> None:
+  """Names the shards, writes the manifest last, then swaps staging into output_dir."""
+  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
+  for night in manifest["recordings"]:
+    os.replace(transforms.staged_shard(staging_dir, night["record"]),
+               os.path.join(staging_dir, night["shard"]))
+  shutil.rmtree(os.path.join(staging_dir, transforms.NIGHTS_DIR))
+  shutil.rmtree(os.path.join(staging_dir, transforms.FAILED_DIR))
+  with open(os.path.join(staging_dir, manifest_lib.MANIFEST_FILE), "w") as f:
+    f.write(manifest_lib.dumps(manifest))
+  old = None
+  if os.path.exists(output_dir):
+    old = f"{output_dir.rstrip(os.sep)}.replaced-{os.getpid()}"
+    os.replace(output_dir, old)
+  os.replace(staging_dir, output_dir)
+  if old:
+    shutil.rmtree(old)
+
+
+def run(data_dir: str, output_dir: str, config: BuildConfig, *,
+        beam_args: Sequence[str] = (), demo: bool = False, overwrite: bool = False
+        ) -> BuildResult:
+  """Builds the TFRecords of one subset.
+
+  Args:
+    data_dir: directory holding Sleep-EDF files (searched recursively).
+    output_dir: where the build goes (created; see `check_output_dir`).
+    config: build parameters.
+    beam_args: Beam pipeline arguments (runner and its options).
+    demo: mark the build as the synthetic demo set in its manifest.
+    overwrite: replace whatever output_dir holds.
+
+  Returns:
+    The build's manifest, Beam counters and wall time. `result.ok` is False when some
+    recordings failed; they are listed in the manifest, which is then marked incomplete.
+
+  Raises:
+    FileNotFoundError: data_dir is missing or holds no recording of the subset.
+    errors.OutputDirError: output_dir holds something else.
+  """
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
+  start = time.monotonic()
+  recordings, problems = sleep_edf.find_recordings(data_dir, config.subset)
+  for problem in problems:
+    logging.error("SKIPPED %s", problem)
+  if not recordings and not problems:
+    raise FileNotFoundError(f"{data_dir}: no Sleep-EDF recordings of subset {config.subset} "
+                            "(expected files like sleep-cassette/SC4001E0-PSG.edf)")
+  check_output_dir(output_dir, config, demo=demo, overwrite=overwrite)
+  logging.info("building %d nights of %s from %s into %s", len(recordings), config.subset,
+               data_dir, output_dir)
+  staging_dir = f"{os.path.abspath(output_dir).rstrip(os.sep)}.incomplete-{os.getpid()}"
+  shutil.rmtree(staging_dir, ignore_errors=True)
+  for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
+    os.makedirs(os.path.join(staging_dir, sub))
+  options = pipeline_options(beam_args)
+  try:
+    with _Progress(staging_dir, len(recordings)):
+      pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+      _ = (pipeline
+           | "ListRecordings" >> beam.Create(recordings)
+           | "BuildNights" >> transforms.BuildNights(config, staging_dir))
+      result = pipeline.run()
+      result.wait_until_finish()
+    failures = _read_entries(os.path.join(staging_dir, transforms.FAILED_DIR)) + [
+        _pairing_failure(p) for p in problems]
+    summaries = _read_entries(os.path.join(staging_dir, transforms.NIGHTS_DIR))
+    manifest = make_manifest(config, summaries, failures, demo=demo)
+    _finalise(staging_dir, output_dir, manifest)
+  except BaseException:
+    shutil.rmtree(staging_dir, ignore_errors=True)  # nothing half-written stays behind
+    raise
+  return BuildResult(output_dir=output_dir, manifest=manifest, metrics=_beam_counters(result),
+                     seconds=time.monotonic() - start)

@@ -1,0 +1,106 @@
+"""One night -> its encoded examples: the per-recording step of the build.
+
+`build_night` reads a PSG and its hypnogram, labels the 30 s epochs, turns each epoch
+into a spectrogram image and encodes the examples. It knows nothing about Beam: a plain
+loop, a test and the Beam DoFn (`beam_pipelines.transforms`) all call it unchanged.
+"""
+
+import collections
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+
+from eegmobile import edf_reader
+from eegmobile import hypnogram
+from eegmobile import sleep_edf
+from eegmobile import spectrogram
+from eegmobile import stages
+from eegmobile.config import BuildConfig
+from tfrecords import schema
+
+
+@dataclasses.dataclass(frozen=True)
+class Night:
+  """A built night: its serialized examples and its manifest entry."""
+  examples: list[bytes]
+  summary: dict
+
+
+def sha256_of(path: str, chunk_bytes: int = 1 << 22) -> str:
+  """Hex sha256 of a file (the form PhysioNet's SHA256SUMS.txt uses)."""
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while block := f.read(chunk_bytes):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def cut_epochs(signal: np.ndarray, epoch_indices: np.ndarray,
+               samples_per_epoch: int) -> np.ndarray:
+  """Rows of `signal` for the given epoch indices: (len(epoch_indices), samples_per_epoch).
+
+  Raises:
+    ValueError: an epoch runs past the end of the signal.
+  """
+  epoch_indices = np.asarray(epoch_indices, np.int64)
+  if len(epoch_indices) and (epoch_indices.max() + 1) * samples_per_epoch > len(signal):
+    raise ValueError(f"epoch {int(epoch_indices.max())} ends after the signal "
+                     f"({len(signal)} samples)")
+  whole = signal[:len(signal) // samples_per_epoch * samples_per_epoch]
+  return whole.reshape(-1, samples_per_epoch)[epoch_indices]
+
+
+def class_counts(labels: np.ndarray) -> dict[str, int]:
+  """{stage name: number of epochs}, every stage present (zeros included)."""
+  counts = np.bincount(np.asarray(labels, np.int64), minlength=stages.NUM_STAGES)
+  return dict(zip(stages.STAGES, counts.tolist()))
+
+
+def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
+  """Builds one night's examples.
+
+  Args:
+    recording: the PSG/hypnogram pair.
+    config: build parameters.
+
+  Returns:
+    The night's examples (in epoch order) and its manifest entry.
+
+  Raises:
+    errors.RecordingError: the recording cannot be used (the message names the file).
+  """
+  annotations = edf_reader.read_annotations(recording.hypnogram_path)
+  channel = edf_reader.read_channel(recording.psg_path, config.epochs.channel,
+                                    target_fs=config.epochs.target_fs)
+  labelled = hypnogram.label_epochs(annotations, psg_duration_s=channel.duration_s,
+                                    epoch_seconds=config.epochs.epoch_seconds,
+                                    wake_edge_minutes=config.epochs.wake_edge_minutes,
+                                    source=recording.hypnogram_path)
+  epochs = cut_epochs(channel.signal, labelled.epoch_indices, config.epochs.samples_per_epoch)
+  images = spectrogram.spectrogram_images(epochs, config.spectrogram)
+  examples = [
+      schema.encode_example(image=image, label=int(label), subject=recording.subject_id,
+                            night=recording.night, epoch_index=int(index),
+                            onset_seconds=float(index * config.epochs.epoch_seconds),
+                            record=recording.record)
+      for image, label, index in zip(images, labelled.labels, labelled.epoch_indices)
+  ]
+  summary = {
+      "record": recording.record,
+      "subject": recording.subject_id,
+      "night": recording.night,
+      "num_examples": len(examples),
+      "class_counts": class_counts(labelled.labels),
+      "dropped": dict(sorted(collections.Counter(labelled.dropped).items())),
+      "cropped_hypnogram_seconds": float(labelled.cropped_seconds),
+      "duration_s": float(channel.duration_s),
+      "channel": {"label": channel.label, "unit": channel.unit,
+                  "original_fs": float(channel.original_fs), "fs": float(channel.fs)},
+      "psg": {"file": os.path.basename(recording.psg_path),
+              "sha256": sha256_of(recording.psg_path)},
+      "hypnogram": {"file": os.path.basename(recording.hypnogram_path),
+                    "sha256": sha256_of(recording.hypnogram_path)},
+  }
+  return Night(examples=examples, summary=summary)

@@ -1,0 +1,1 @@
+"""Training and evaluation: flag-free library (`train_lib`) and absl entry points."""
