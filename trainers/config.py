@@ -1,0 +1,74 @@
+"""Training configs: a frozen dataclass and named experiments derived from the default.
+
+  paper(): the EEGMobile paper's settings: batch 16, 5 epochs training everything, then
+           15 epochs training only the top of the backbone and the head, Adam 1e-3
+           (Keras' default; the paper names Adam and no rate), ImageNet weights.
+  smoke(): one step per phase on whatever build it is given, random weights (tests, CI).
+"""
+
+import dataclasses
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything one fold's training depends on.
+
+  Attributes:
+    build_dir: the build (output of beam_pipelines.build).
+    workdir: where folds write checkpoints, logs, predictions and metrics.
+    fold: the fold to train (0-based).
+    num_folds: None = one fold per subject of the build (Sleep-EDF-20: 20).
+    num_validation_subjects: held out of training to monitor it; never the test subject.
+    weights: "imagenet", a path to backbone weights, or None (random).
+    batch_size, phase1_epochs, phase2_epochs, learning_rate: the fine-tune.
+    cache: "memory", a file path prefix, or None.
+    mixed_precision: "auto" (only with a GPU; on CPU it is many times slower), "on", "off".
+    image_size: None = the build's size; else images are resized to it.
+    color: "viridis" or "grey".
+    seed: initialisation and shuffling.
+    steps_per_epoch, validation_steps: None = whole sets (tests use a few steps).
+    shuffle_buffer: examples held for shuffling.
+    batch_norm_momentum: None = Keras' 0.999; lower for very short runs (see model.py).
+  """
+  build_dir: str = "out/sleep-edf-20"
+  workdir: str = "runs/paper"
+  fold: int = 0
+  num_folds: Optional[int] = None
+  num_validation_subjects: int = 1
+  weights: Optional[str] = "imagenet"
+  batch_size: int = 16
+  phase1_epochs: int = 5
+  phase2_epochs: int = 15
+  learning_rate: float = 1e-3
+  cache: Optional[str] = "memory"
+  mixed_precision: str = "auto"
+  image_size: Optional[int] = None
+  color: str = "viridis"
+  seed: int = 0
+  steps_per_epoch: Optional[int] = None
+  validation_steps: Optional[int] = None
+  shuffle_buffer: int = 4096
+  batch_norm_momentum: Optional[float] = None
+
+  def __post_init__(self):
+    if self.mixed_precision not in ("auto", "on", "off"):
+      raise ValueError(f"mixed_precision must be auto, on or off, got {self.mixed_precision!r}")
+    if self.phase1_epochs < 0 or self.phase2_epochs < 0:
+      raise ValueError("epochs per phase must be >= 0")
+
+  @property
+  def total_epochs(self) -> int:
+    return self.phase1_epochs + self.phase2_epochs
+
+
+def paper(**overrides) -> TrainConfig:
+  """The paper's settings (the defaults), with overrides."""
+  return dataclasses.replace(TrainConfig(), **overrides)
+
+
+def smoke(**overrides) -> TrainConfig:
+  """One step per phase, random weights: proves the whole path runs."""
+  return dataclasses.replace(paper(weights=None, phase1_epochs=1, phase2_epochs=1,
+                                   steps_per_epoch=1, validation_steps=1, batch_size=4,
+                                   shuffle_buffer=64), **overrides)

@@ -1,0 +1,208 @@
+"""Training one fold, and cross-validation: flag-free, importable, resumable.
+
+What the paper did and what we do: EEGMobile reports 20-fold subject-wise
+cross-validation on Sleep-EDF-20 and gives no separate validation set, so its curves (and
+any choice made from them) appear to use the held-out fold. Here the test subject is
+never used to choose anything: one further subject (the next fold's) is held out of
+training as the validation set, the schedule is fixed (5 + 15 epochs, no early stopping,
+the last epoch's weights are evaluated), and the test subject is scored once, at the end.
+
+Per fold, `<workdir>/fold_XX/` holds:
+  split.json          train / validation / test subjects
+  checkpoint.keras    model + optimizer after the last finished epoch (atomic replace)
+  state.json          epochs finished; a rerun resumes from there, a done fold is skipped
+  history.json/.csv   loss and accuracy per epoch (train and validation)
+  logs/               TensorBoard
+  predictions.csv     one row per test epoch: metadata, label, prediction, probabilities
+  metrics.json        the fold's ACC, macro-F1, kappa, per-class F1
+  DONE                written last
+"""
+
+import csv
+import dataclasses
+import json
+import os
+import time
+from typing import Iterable
+
+import numpy as np
+from absl import logging
+
+from eegmobile import evaluation
+from eegmobile import folds
+from eegmobile import stages
+from tfrecords import manifest as manifest_lib
+from trainers.config import TrainConfig
+
+DONE = "DONE"
+
+
+def fold_dir(config: TrainConfig) -> str:
+  return os.path.join(config.workdir, f"fold_{config.fold:02d}")
+
+
+def _write_json(path: str, value) -> None:
+  with open(path + ".part", "w") as f:
+    json.dump(value, f, indent=1, sort_keys=True)
+  os.replace(path + ".part", path)
+
+
+def _read_json(path: str, default=None):
+  if not os.path.exists(path):
+    return default
+  with open(path) as f:
+    return json.load(f)
+
+
+def _use_mixed_precision(setting: str) -> bool:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
+
+
+def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixed: bool):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
+  common = dict(batch_size=config.batch_size, color=config.color, seed=config.seed,
+                output_dtype=tf.float16 if mixed else tf.float32)
+  train = datasets.make_dataset(config.build_dir, split.train, training=True,
+                                cache=config.cache, shuffle_buffer=config.shuffle_buffer,
+                                **common)
+  val = datasets.make_dataset(config.build_dir, split.validation, training=False,
+                              cache=config.cache, **common)
+  test = datasets.make_dataset(config.build_dir, split.test, training=False, cache=None,
+                               with_metadata=True, **common)
+  if config.image_size and config.image_size != image_size:
+    size = [config.image_size] * 2
+    train = train.map(lambda x, y: (tf.image.resize(x, size), y))
+    val = val.map(lambda x, y: (tf.image.resize(x, size), y))
+    test = test.map(lambda x, y, m: (tf.image.resize(x, size), y, m))
+  return train, val, test
+
+
+def _compile(model, learning_rate: float) -> None:
+  import keras  # pylint: disable=g-import-not-at-top
+  model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def _load_or_build(config: TrainConfig, directory: str, image_size: int, epochs_done: int):
+  import keras  # pylint: disable=g-import-not-at-top
+  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
+  checkpoint = os.path.join(directory, "checkpoint.keras")
+  if epochs_done and os.path.exists(checkpoint):
+    logging.info("resuming %s after epoch %d", directory, epochs_done)
+    return keras.models.load_model(checkpoint)
+  model = model_lib.build_model(model_lib.ModelConfig(
+      image_size=config.image_size or image_size,
+      batch_norm_momentum=config.batch_norm_momentum), weights=config.weights)
+  model_lib.set_trainable_phase(model, 1 if config.phase1_epochs else 2)
+  _compile(model, config.learning_rate)
+  return model
+
+
+def _predict(model, test) -> list[dict]:
+  rows = []
+  for images, labels, meta in test:
+    probabilities = np.asarray(model.predict_on_batch(images), np.float64)
+    for i, label in enumerate(labels.numpy()):
+      row = {"subject": meta["subject"][i].numpy().decode(), "night": int(meta["night"][i]),
+             "epoch_index": int(meta["epoch_index"][i]),
+             "onset_seconds": float(meta["onset_seconds"][i]),
+             "record": meta["record"][i].numpy().decode(), "label": int(label),
+             "predicted": int(np.argmax(probabilities[i]))}
+      row.update({f"p_{s}": round(float(p), 6) for s, p in zip(stages.STAGES, probabilities[i])})
+      rows.append(row)
+  return rows
+
+
+def write_predictions(path: str, rows: list[dict]) -> None:
+  with open(path + ".part", "w", newline="") as f:
+    out = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["label", "predicted"])
+    out.writeheader()
+    out.writerows(rows)
+  os.replace(path + ".part", path)
+
+
+def read_predictions(path: str) -> tuple[np.ndarray, np.ndarray]:
+  """(labels, predictions) from a fold's predictions.csv."""
+  with open(path) as f:
+    rows = list(csv.DictReader(f))
+  return (np.array([int(r["label"]) for r in rows], np.int64),
+          np.array([int(r["predicted"]) for r in rows], np.int64))
+
+
+def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: int,
+                phase: int) -> None:
+  model.save(os.path.join(directory, "checkpoint.part.keras"))
+  os.replace(os.path.join(directory, "checkpoint.part.keras"),
+             os.path.join(directory, "checkpoint.keras"))
+  history.append({"epoch": epoch + 1, "phase": phase,
+                  **{k: float(v[-1]) for k, v in epoch_log.items()}})
+  _write_json(os.path.join(directory, "history.json"), history)
+  _write_json(os.path.join(directory, "state.json"), {"epochs_done": epoch + 1, "phase": phase})
+
+
+def train_fold(config: TrainConfig) -> dict:
+  """Trains and evaluates one fold; resumes an interrupted fold, skips a finished one.
+
+  Returns:
+    The fold's metrics (also in <fold dir>/metrics.json).
+
+  Raises:
+    FileNotFoundError, ValueError: unusable build or fold.
+    model.WeightsUnavailableError: ImageNet weights requested but unavailable.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
+  directory = fold_dir(config)
+  if os.path.exists(os.path.join(directory, DONE)):
+    logging.info("fold %d already done (%s); delete %s to retrain", config.fold, directory, DONE)
+    return _read_json(os.path.join(directory, "metrics.json"))
+  manifest = manifest_lib.load_manifest(config.build_dir)
+  subjects = manifest_lib.subjects(manifest)
+  num_folds = config.num_folds or len(subjects)
+  split = folds.split(subjects, config.fold, num_folds,
+                      num_validation_subjects=config.num_validation_subjects)
+  os.makedirs(directory, exist_ok=True)
+  folds.write_fold_map(os.path.join(config.workdir, "folds.json"), subjects, num_folds)
+  _write_json(os.path.join(directory, "split.json"), dataclasses.asdict(split))
+  _write_json(os.path.join(directory, "config.json"), dataclasses.asdict(config))
+  mixed = _use_mixed_precision(config.mixed_precision)
+  keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+  keras.utils.set_random_seed(config.seed)
+  image_size = manifest["image"]["height"]
+  train, val, test = _datasets(config, split, image_size, mixed)
+  epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})[
+      "epochs_done"]
+  history = _read_json(os.path.join(directory, "history.json"), [])[:epochs_done]
+  model = _load_or_build(config, directory, image_size, epochs_done)
+  board = keras.callbacks.TensorBoard(os.path.join(directory, "logs"))
+  logging.info("fold %d/%d: test %s, validation %s, %d training subjects, %s precision",
+               config.fold, num_folds, split.test, split.validation, len(split.train),
+               "mixed" if mixed else "float32")
+  for epoch in range(epochs_done, config.total_epochs):
+    phase = 1 if epoch < config.phase1_epochs else 2
+    if epoch == config.phase1_epochs and epoch > 0:  # phase switch: freeze, fresh Adam
+      model_lib.set_trainable_phase(model, 2)
+      _compile(model, config.learning_rate)
+    start = time.monotonic()
+    log = model.fit(train, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
+                    steps_per_epoch=config.steps_per_epoch,
+                    validation_steps=config.validation_steps, callbacks=[board], verbose=2)
+    _save_epoch(model, directory, history, log.history, epoch, phase)
+    logging.info("fold %d epoch %d/%d (phase %d) in %.0f s: %s", config.fold, epoch + 1,
+                 config.total_epochs, phase, time.monotonic() - start, history[-1])
+  rows = _predict(model, test)
+  write_predictions(os.path.join(directory, "predictions.csv"), rows)
+  labels = np.array([r["label"] for r in rows])
+  predicted = np.array([r["predicted"] for r in rows])
+  metrics = {"fold": config.fold, "test_subjects": list(split.test),
+             **evaluation.metrics(labels, predicted)}
+  _write_json(os.path.join(directory, "metrics.json"), metrics)
+  _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
+  return metrics
+
+
+def cross_validate(config: TrainConfig, fold_numbers: Iterable[int]) -> list[dict]:
+  """Trains the given folds one after another (each resumable); returns their metrics."""
+  return [train_fold(dataclasses.replace(config, fold=f)) for f in fold_numbers]
