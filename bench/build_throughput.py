@@ -6,8 +6,8 @@ r"""Build throughput on a full-scale Sleep-EDF-20-shaped set, against the paper'
    length and the real 7-channel layout (made once, kept in --work_dir).
 2. Runs the whole Beam build (DirectRunner, one worker per core) and times it: epochs/s,
    bytes per epoch on disk, peak memory of the driver and of the Beam workers.
-3. Runs the paper's method (`spectrogram.reference_images`: scipy spectrogram, pcolormesh,
-   save PNG, read back, resize) on a sample of the same epochs in the same session, and
+3. Runs the paper's method (`spectrogram.reference_images`: scipy spectrogram, pyplot
+   pcolormesh, save a PNG file, read it back, resize) on a sample of the same epochs in the same session, and
    the fast path on the same sample, and prints the ratios and how closely the images
    agree. The reference rate is per core; for the 2-core ratio it is credited with perfect
    scaling to every core (generous to the reference).
@@ -53,6 +53,11 @@ def _sample_epochs(data_dir: str, config: config_lib.BuildConfig, count: int, se
   return np.concatenate(rows)[:count]
 
 
+def _cpu_seconds() -> float:
+  usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+  return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--work_dir", default="/tmp/eegmobile-bench")
@@ -75,8 +80,10 @@ def main():
 
   config = config_lib.BuildConfig()
   output_dir = os.path.join(args.work_dir, "build")
+  cpu_before = _cpu_seconds()
   result = pipeline.run(data_dir, output_dir, config, overwrite=True,
                         beam_args=["--direct_num_workers", str(args.workers)])
+  build_cpu = _cpu_seconds() - cpu_before
   epochs = result.manifest["totals"]["num_examples"]
   shard_bytes = sum(os.path.getsize(os.path.join(output_dir, s))
                     for sub in result.manifest["subjects"].values() for s in sub["shards"])
@@ -102,6 +109,8 @@ def main():
       ("class counts", str(result.manifest["totals"]["class_counts"])),
       ("build wall time (s), workers", f"{result.seconds:.1f}, {args.workers}"),
       ("build throughput (epochs/s, whole job)", f"{build_rate:.0f}"),
+      ("build CPU seconds (driver + workers), cores busy on average",
+       f"{build_cpu:.1f}, {build_cpu / result.seconds:.2f}"),
       ("fast path, spectrogram only (epochs/s, 1 core)", f"{fast_rate:.0f}"),
       ("paper's method (epochs/s, 1 core)", f"{reference_rate:.2f}"),
       ("RATIO whole build vs paper's method on all cores",

@@ -24,7 +24,7 @@ map (viridis by default, or grey). `spectrogram_test` pins (1)-(2) against scipy
 """
 
 import functools
-import io
+import os
 from typing import Optional
 
 import numpy as np
@@ -142,6 +142,12 @@ def quantise(normalised: np.ndarray) -> np.ndarray:
   return np.minimum(np.floor(np.asarray(normalised) * 256.0), 255).clip(0).astype(np.uint8)
 
 
+@functools.lru_cache(maxsize=16)
+def _frequency_matrix(n_freq: int, height: int):
+  """Frequency resize with the rows reversed: row 0 of the image is the highest frequency."""
+  return resize_matrix(n_freq, height)[::-1].tocsr()
+
+
 def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, out: np.ndarray) -> None:
   """Fills out (n, height, width) uint8 with the images of a few epochs."""
   n, n_seg = len(epochs), num_segments(config, epochs.shape[1])
@@ -153,14 +159,15 @@ def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, out: np.ndarray
   low = per_epoch.min(axis=(0, 2))
   span = per_epoch.max(axis=(0, 2)) - low
   span[span == 0] = 1.0  # a constant picture maps to index 0, as a plot of it would
-  rows = resize_matrix(db.shape[0], config.image_height) @ db  # (height, n * n_seg)
+  rows = _frequency_matrix(db.shape[0], config.image_height) @ db  # (height, n * n_seg)
+  # Normalise before the time resize (both are linear): contiguous, n times fewer columns.
+  rows = rows.reshape(-1, n, n_seg)
+  rows -= low[None, :, None]
+  rows *= (256.0 / span)[None, :, None]
   time_t = resize_matrix(n_seg, config.image_width).toarray().T  # (n_seg, width), tiny
   image = (rows.reshape(-1, n_seg) @ time_t).reshape(config.image_height, n, -1)
-  image = image.transpose(1, 0, 2)[:, ::-1, :]  # (n, height, width), high freq on top
-  image -= low[:, None, None]
-  image *= (256.0 / span)[:, None, None]
   np.clip(image, 0, 255, out=image)
-  out[...] = image  # float -> uint8 truncates: floor for values >= 0
+  out[...] = image.transpose(1, 0, 2)  # float -> uint8 truncates: floor for values >= 0
 
 
 def spectrogram_images(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -186,46 +193,47 @@ def spectrogram_images(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndar
 
 
 def reference_images(epochs: np.ndarray, config: SpectrogramConfig, *,
-                     colormap: str = "viridis", figure_pixels: tuple[int, int] = (640, 480),
+                     colormap: str = "viridis", png_dir: Optional[str] = None,
                      dpi: int = 100) -> np.ndarray:
-  """The paper's method: scipy spectrogram, pcolormesh plot, save PNG, read back, resize.
+  """The paper's method: scipy spectrogram, pyplot plot, save PNG, read it back, resize.
 
-  The figure is the matplotlib default size (640x480 px) with the axes filling it and no
-  ticks, so the saved picture is the spectrogram alone; PIL then resizes it with its
-  bilinear (antialiased) filter. About a hundred times slower than `spectrogram_images`.
+  Each epoch is plotted with `pyplot.pcolormesh` in a default-size figure (6.4 x 4.8 in)
+  with the axes off, saved as a PNG file without margins, then read back from the file
+  and resized to image_height x image_width with PIL's bilinear (antialiased) filter.
+  A hundred or more times slower than `spectrogram_images`.
 
   Args:
     epochs: (n, samples) signal, one row per epoch.
     config: STFT and image parameters.
     colormap: matplotlib colour map name.
-    figure_pixels: (width, height) of the saved picture.
-    dpi: dots per inch of the saved picture.
+    png_dir: where the PNG files go (default: a temporary directory, removed after).
+    dpi: dots per inch of the saved pictures.
 
   Returns:
     (n, image_height, image_width, 3) uint8 RGB.
   """
   # Plotting libraries are needed only for this reference path.
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  import tempfile  # pylint: disable=g-import-not-at-top
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  out = []
-  for epoch in np.asarray(epochs, np.float64):
-    f, t, sxx = scipy.signal.spectrogram(epoch, fs=config.fs, window=window(config),
-                                         nperseg=config.nperseg, noverlap=config.noverlap,
-                                         nfft=config.nfft)
-    fig = Figure(figsize=(figure_pixels[0] / dpi, figure_pixels[1] / dpi), dpi=dpi)
-    FigureCanvasAgg(fig)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_axis_off()
-    ax.pcolormesh(t, f, 10 * np.log10(sxx + config.power_floor), shading="nearest",
-                  cmap=colormap)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    buffer.seek(0)
-    picture = Image.open(buffer).convert("RGB").resize(
-        (config.image_width, config.image_height), Image.BILINEAR)
-    out.append(np.asarray(picture))
+  with tempfile.TemporaryDirectory(dir=png_dir) as directory:
+    paths = []
+    for i, epoch in enumerate(np.asarray(epochs, np.float64)):
+      f, t, sxx = scipy.signal.spectrogram(epoch, fs=config.fs, window=window(config),
+                                           nperseg=config.nperseg, noverlap=config.noverlap,
+                                           nfft=config.nfft)
+      plt.figure(dpi=dpi)
+      plt.pcolormesh(t, f, 10 * np.log10(sxx + config.power_floor), shading="nearest",
+                     cmap=colormap)
+      plt.axis("off")
+      paths.append(os.path.join(directory, f"epoch{i:06d}.png"))
+      plt.savefig(paths[-1], bbox_inches="tight", pad_inches=0)
+      plt.close()
+    out = [np.asarray(Image.open(p).convert("RGB").resize(
+        (config.image_width, config.image_height), Image.BILINEAR)) for p in paths]
   return np.stack(out)
 
 
