@@ -1,7 +1,7 @@
 """Object-store file systems for reading builds: importing tensorflow-io registers them.
 
-TensorFlow itself reads local paths and gs://; tensorflow-io adds s3://, hdfs://, az://
-and http:// to `tf.io.gfile` and `tf.data.TFRecordDataset`.
+TensorFlow itself reads local paths, gs:// and ram://; tensorflow-io adds s3://, hdfs://,
+az://, http(s):// and others to `tf.io.gfile` and `tf.data.TFRecordDataset`.
 """
 
 _registered = False
@@ -16,16 +16,7 @@ def register() -> None:
 
 
 def schemes() -> list[str]:
-  """URL schemes TensorFlow can open after `register()` (e.g. ['s3', 'hdfs', ...])."""
+  """URL schemes TensorFlow can open after `register()`, e.g. ['s3', 'hdfs', ...]."""
   register()
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  found = []
-  for scheme in ("s3", "hdfs", "az", "http", "gs"):
-    try:
-      tf.io.gfile.exists(f"{scheme}://eegmobile-probe-bucket/none")
-      found.append(scheme)
-    except tf.errors.UnimplementedError:
-      pass
-    except Exception:  # pylint: disable=broad-except
-      found.append(scheme)  # registered, but the probe could not reach it (offline)
-  return found
+  return sorted(s for s in tf.io.gfile.get_registered_schemes() if s)
