@@ -38,7 +38,7 @@ def main(argv):
              if os.path.isdir(source) else [p for p in source.split(",") if p])
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing or not paths:
-      print(f"error: {', '.join(missing) or source!r}: no such hypnogram file(s); "
+      print(f"error: {', '.join(missing) or source}: no such hypnogram file(s); "
             "--hypnograms takes a directory of *-Hypnogram.edf files or a list of them",
             file=sys.stderr)
       return 2
