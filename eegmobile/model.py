@@ -35,15 +35,41 @@ class ModelConfig:
   # at 0.999 the inference-mode statistics are still mostly their initial values after
   # a few hundred steps, so evaluation is at chance however well training went.
   batch_norm_momentum: Optional[float] = None
+  # None: the model takes RGB images in 0..255. A colour map name ("viridis", "grey"):
+  # it takes the stored uint8 colour-map indices [B, H, W] and maps them itself, on the
+  # accelerator (no parameters), so the input pipeline moves 1 byte a pixel, not 12.
+  input_colormap: Optional[str] = None
 
 
 class WeightsUnavailableError(RuntimeError):
   """ImageNet weights could not be downloaded and no local file was given."""
 
 
+@keras.saving.register_keras_serializable(package="eegmobile")
+class ColorMap(keras.layers.Layer):
+  """uint8 colour-map indices [B, H, W] -> RGB [B, H, W, 3] in 0..255 (a table lookup)."""
+
+  def __init__(self, colormap: str = "viridis", **kwargs):
+    super().__init__(**kwargs)
+    from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
+    self.colormap = colormap
+    self._table = colormaps.lookup_table(colormap) * 255.0
+
+  def call(self, indices):
+    table = keras.ops.convert_to_tensor(self._table, dtype=self.compute_dtype)
+    return keras.ops.take(table, keras.ops.cast(indices, "int32"), axis=0)
+
+  def get_config(self):
+    return {**super().get_config(), "colormap": self.colormap}
+
+
 def _backbone(config: ModelConfig, weights: Optional[str]) -> keras.Model:
   kwargs = dict(input_shape=(config.image_size, config.image_size, 3), include_top=False,
                 include_preprocessing=True)
+  if config.input_colormap:
+    indices = keras.Input((config.image_size, config.image_size), dtype="uint8",
+                          name="colormap_indices")
+    kwargs["input_tensor"] = ColorMap(config.input_colormap, name="colormap")(indices)
   if weights == "imagenet":
     try:
       return keras.applications.MobileNetV3Large(weights="imagenet", **kwargs)
@@ -88,7 +114,7 @@ def build_model(config: ModelConfig = ModelConfig(), *,
   # float32 output even under mixed precision: a float16 softmax loses small probabilities.
   out = keras.layers.Dense(config.num_classes, activation="softmax", dtype="float32",
                            name="head_softmax")(x)
-  return keras.Model(backbone.input, out, name="eegmobile")
+  return keras.Model(backbone.inputs[0], out, name="eegmobile")
 
 
 def set_trainable_phase(model: keras.Model, phase: int,

@@ -106,3 +106,11 @@ def test_unknown_subject_and_incomplete_build(build, tmp_path):
   with pytest.raises(ValueError, match="incomplete build"):
     datasets.make_dataset(str(tmp_path), ["SC00"], training=False)
   assert datasets.make_dataset(str(tmp_path), ["SC00"], training=False, allow_incomplete=True)
+
+
+def test_indices_for_a_colour_map_on_the_device(build):
+  images, labels = next(iter(datasets.make_dataset(build, ["SC00"], training=False,
+                                                   batch_size=5, color=None)))
+  assert images.shape == (5, 16, 16) and images.dtype == tf.uint8
+  rgb, _ = next(iter(datasets.make_dataset(build, ["SC00"], training=False, batch_size=5)))
+  np.testing.assert_allclose(datasets.colorize(images).numpy(), rgb.numpy())

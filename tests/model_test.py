@@ -77,3 +77,17 @@ def test_config_round_trip():
   assert model_lib.ModelConfig(**dataclasses.asdict(config)) == config
   with pytest.raises(ValueError, match="phase must be 1 or 2"):
     model_lib.set_trainable_phase(model_lib.build_model(config, weights=None), 3)
+
+
+def test_colour_map_on_device_equals_colour_map_on_host():
+  from tfrecords import colormaps
+  on_device = model_lib.build_model(model_lib.ModelConfig(image_size=32,
+                                                          input_colormap="viridis"),
+                                    weights=None)
+  on_host = model_lib.build_model(model_lib.ModelConfig(image_size=32), weights=None)
+  on_host.set_weights(on_device.get_weights())
+  assert on_device.count_params() == on_host.count_params()
+  indices = np.random.default_rng(0).integers(0, 256, (2, 32, 32)).astype("uint8")
+  rgb = (colormaps.lookup_table("viridis")[indices] * 255.0).astype("float32")
+  np.testing.assert_allclose(np.asarray(on_device(indices)), np.asarray(on_host(rgb)),
+                             atol=1e-6)

@@ -56,6 +56,12 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
   assert os.path.getmtime(fold / "checkpoint.keras") == stamp
 
 
+def test_colour_map_on_device_trains_a_fold(build, tmp_path):
+  config = config_lib.smoke(build_dir=build, workdir=str(tmp_path), fold=2,
+                            colormap_on="device")
+  assert train_lib.train_fold(config)["num_epochs"] == 24
+
+
 def _learned_accuracy(tmp_path, shuffle_labels):
   build = str(tmp_path / "build")
   fakes.make_fake_build(build, subjects=SUBJECTS, epochs_per_night=60, image_size=32,

@@ -49,7 +49,7 @@ def colorize(indices: tf.Tensor, color: str = "viridis",
 
 
 def make_dataset(build_dir: str, subjects: Sequence[str], *, training: bool,
-                 batch_size: int = 16, color: str = "viridis",
+                 batch_size: int = 16, color: Optional[str] = "viridis",
                  cache: Union[str, None] = "memory", shuffle_buffer: int = 4096,
                  seed: Optional[int] = 0, with_metadata: bool = False,
                  output_dtype: tf.DType = tf.float32, drop_remainder: Optional[bool] = None,
@@ -62,18 +62,22 @@ def make_dataset(build_dir: str, subjects: Sequence[str], *, training: bool,
     training: shuffle (re-shuffled every epoch) and read shards in parallel; otherwise
       examples come in file order (subject, night, epoch).
     batch_size: examples per batch.
-    color: "viridis" (the paper's look) or "grey".
+    color: "viridis" (the paper's look), "grey", or None: yield the stored uint8 colour-map
+      indices [B, H, W] and let the model apply the colour map on the accelerator
+      (`ModelConfig.input_colormap`); the fastest way to feed a GPU.
     cache: "memory", a file path prefix (tf.data's file cache), or None / "none".
     shuffle_buffer: examples in the shuffle buffer (each ~50 KB at 224x224).
     seed: shuffle seed (None: different every run).
     with_metadata: also yield a dict with subject, night, epoch_index, onset_seconds, record.
-    output_dtype: image dtype (float16 halves the bytes moved when training in mixed precision).
+    output_dtype: image dtype. float32 (default); float16 halves the bytes for mixed
+      precision; uint8 RGB quarters them (the backbone's own rescaling casts it) and is
+      the fastest to feed (bench/input_pipeline.py).
     drop_remainder: default: True when training (static batch shape), False otherwise.
     allow_incomplete: read a build some of whose recordings failed.
 
   Returns:
     A tf.data.Dataset of (images [B, H, W, 3], labels int32 [B]) or, with metadata,
-    (images, labels, metadata).
+    (images, labels, metadata); images are uint8 [B, H, W] indices when color is None.
 
   Raises:
     FileNotFoundError, ValueError: no usable manifest; KeyError: unknown subject.
@@ -99,7 +103,8 @@ def make_dataset(build_dir: str, subjects: Sequence[str], *, training: bool,
 
   def finish(example):
     # Colour map per batch, after batching: one gather per batch instead of per image.
-    images = colorize(example[schema.IMAGE], color, output_dtype)
+    images = (colorize(example[schema.IMAGE], color, output_dtype) if color
+              else example[schema.IMAGE])
     if with_metadata:
       return images, example[schema.LABEL], {k: example[k] for k in schema.METADATA_KEYS}
     return images, example[schema.LABEL]

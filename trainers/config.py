@@ -29,6 +29,8 @@ class TrainConfig:
     seed: initialisation and shuffling.
     steps_per_epoch, validation_steps: None = whole sets (tests use a few steps).
     shuffle_buffer: examples held for shuffling.
+    colormap_on: "host" (tf.data yields RGB floats) or "device" (tf.data yields the uint8
+      indices and the model's first layer applies the colour map: 12x fewer bytes to feed).
     batch_norm_momentum: None = Keras' 0.999; lower for very short runs (see model.py).
   """
   build_dir: str = "out/sleep-edf-20"
@@ -49,11 +51,14 @@ class TrainConfig:
   steps_per_epoch: Optional[int] = None
   validation_steps: Optional[int] = None
   shuffle_buffer: int = 4096
+  colormap_on: str = "host"
   batch_norm_momentum: Optional[float] = None
 
   def __post_init__(self):
     if self.mixed_precision not in ("auto", "on", "off"):
       raise ValueError(f"mixed_precision must be auto, on or off, got {self.mixed_precision!r}")
+    if self.colormap_on not in ("host", "device"):
+      raise ValueError(f"colormap_on must be host or device, got {self.colormap_on!r}")
     if self.phase1_epochs < 0 or self.phase2_epochs < 0:
       raise ValueError("epochs per phase must be >= 0")
 

@@ -32,6 +32,9 @@ _MIXED = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "on", "off"],
                            "auto: on only when a GPU is present.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Resize images; default: the build's.")
 _COLOR = flags.DEFINE_enum("color", "viridis", ["viridis", "grey"], "Colour map.")
+_COLORMAP_ON = flags.DEFINE_enum(
+    "colormap_on", "host", ["host", "device"], "Where the colour map is applied: in tf.data "
+    "(host) or as the model's first layer on the accelerator (device; fastest to feed).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (smoke runs).")
 
@@ -47,6 +50,7 @@ def main(argv):
       batch_size=_BATCH.value, phase1_epochs=_PHASE1.value, phase2_epochs=_PHASE2.value,
       learning_rate=_LR.value, cache=None if _CACHE.value == "none" else _CACHE.value,
       mixed_precision=_MIXED.value, image_size=_IMAGE_SIZE.value, color=_COLOR.value,
+      colormap_on=_COLORMAP_ON.value,
       seed=_SEED.value, steps_per_epoch=_STEPS.value, validation_steps=_STEPS.value)
   try:
     manifest = manifest_lib.load_manifest(config.build_dir)

@@ -62,7 +62,8 @@ def _use_mixed_precision(setting: str) -> bool:
 def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixed: bool):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfrecords import datasets  # pylint: disable=g-import-not-at-top
-  common = dict(batch_size=config.batch_size, color=config.color, seed=config.seed,
+  color = config.color if config.colormap_on == "host" else None
+  common = dict(batch_size=config.batch_size, color=color, seed=config.seed,
                 output_dtype=tf.float16 if mixed else tf.float32)
   train = datasets.make_dataset(config.build_dir, split.train, training=True,
                                 cache=config.cache, shuffle_buffer=config.shuffle_buffer,
@@ -72,6 +73,8 @@ def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixe
   test = datasets.make_dataset(config.build_dir, split.test, training=False, cache=None,
                                with_metadata=True, **common)
   if config.image_size and config.image_size != image_size:
+    if color is None:
+      raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
     size = [config.image_size] * 2
     train = train.map(lambda x, y: (tf.image.resize(x, size), y))
     val = val.map(lambda x, y: (tf.image.resize(x, size), y))
@@ -94,7 +97,9 @@ def _load_or_build(config: TrainConfig, directory: str, image_size: int, epochs_
     return keras.models.load_model(checkpoint)
   model = model_lib.build_model(model_lib.ModelConfig(
       image_size=config.image_size or image_size,
-      batch_norm_momentum=config.batch_norm_momentum), weights=config.weights)
+      batch_norm_momentum=config.batch_norm_momentum,
+      input_colormap=config.color if config.colormap_on == "device" else None),
+      weights=config.weights)
   model_lib.set_trainable_phase(model, 1 if config.phase1_epochs else 2)
   _compile(model, config.learning_rate)
   return model
