@@ -6,42 +6,29 @@ field); `edf_writer_test` reads our files back with pyedflib and compares the la
 the real excerpt. Files are written to `<path>.part` and renamed when complete.
 """
 
-import dataclasses
 import os
 from typing import Sequence
 
 import numpy as np
 
-
-@dataclasses.dataclass(frozen=True)
-class SignalSpec:
-  """One signal's header fields (EDF names)."""
-  label: str
-  transducer: str
-  physical_dim: str
-  physical_min: float
-  physical_max: float
-  digital_min: int
-  digital_max: int
-  prefilter: str
-  samples_per_record: int
+from eegmobile.edf_reader import SignalHeader
 
 
 _CASSETTE = "HP:0.5Hz LP:100Hz [enhanced cassette BW]"
 # The 7 signals of a Sleep-EDF cassette PSG, 30 s data records (from SC4001E0-PSG.edf).
-SLEEP_EDF_SC_LAYOUT: tuple[SignalSpec, ...] = (
-    SignalSpec("EEG Fpz-Cz", "Ag-AgCl electrodes", "uV", -192, 192, -2048, 2047, _CASSETTE,
+SLEEP_EDF_SC_LAYOUT: tuple[SignalHeader, ...] = (
+    SignalHeader("EEG Fpz-Cz", "Ag-AgCl electrodes", "uV", -192, 192, -2048, 2047, _CASSETTE,
                3000),
-    SignalSpec("EEG Pz-Oz", "Ag-AgCl electrodes", "uV", -197, 196, -2048, 2047, _CASSETTE,
+    SignalHeader("EEG Pz-Oz", "Ag-AgCl electrodes", "uV", -197, 196, -2048, 2047, _CASSETTE,
                3000),
-    SignalSpec("EOG horizontal", "Ag-AgCl electrodes", "uV", -1009, 1009, -2048, 2047,
+    SignalHeader("EOG horizontal", "Ag-AgCl electrodes", "uV", -1009, 1009, -2048, 2047,
                _CASSETTE, 3000),
-    SignalSpec("Resp oro-nasal", "Oral-nasal thermistors", "", -2048, 2047, -2048, 2047,
+    SignalHeader("Resp oro-nasal", "Oral-nasal thermistors", "", -2048, 2047, -2048, 2047,
                "HP:0.03Hz LP:0.9Hz", 30),
-    SignalSpec("EMG submental", "Ag-AgCl electrodes", "uV", -5, 5, -2500, 2500,
+    SignalHeader("EMG submental", "Ag-AgCl electrodes", "uV", -5, 5, -2500, 2500,
                "HP:16Hz Rectification LP:0.7Hz", 30),
-    SignalSpec("Temp rectal", "Rectal thermistor", "DegC", 34, 40, -2849, 2731, "", 30),
-    SignalSpec("Event marker", "Marker button", "", -2047, 2048, -2047, 2048,
+    SignalHeader("Temp rectal", "Rectal thermistor", "DegC", 34, 40, -2849, 2731, "", 30),
+    SignalHeader("Event marker", "Marker button", "", -2047, 2048, -2047, 2048,
                "Hold during 2 seconds", 30),
 )
 SLEEP_EDF_RECORD_SECONDS = 30.0
@@ -55,7 +42,7 @@ def _ascii(value, width: int) -> bytes:
   return raw.ljust(width)
 
 
-def header_bytes(specs: Sequence[SignalSpec], *, num_records: int, record_duration: float,
+def header_bytes(specs: Sequence[SignalHeader], *, num_records: int, record_duration: float,
                  patient: str, recording: str, startdate: str, starttime: str,
                  reserved: str = "") -> bytes:
   """The EDF header (256 + 256 * signals bytes)."""
@@ -71,7 +58,7 @@ def header_bytes(specs: Sequence[SignalSpec], *, num_records: int, record_durati
   return fixed + columns + b" " * (32 * len(specs))
 
 
-def to_digital(signal: np.ndarray, spec: SignalSpec) -> np.ndarray:
+def to_digital(signal: np.ndarray, spec: SignalHeader) -> np.ndarray:
   """Physical values -> int16 digital values (clipped to the digital range)."""
   gain = (spec.digital_max - spec.digital_min) / (spec.physical_max - spec.physical_min)
   digital = np.round((np.asarray(signal, np.float64) - spec.physical_min) * gain +
@@ -79,7 +66,7 @@ def to_digital(signal: np.ndarray, spec: SignalSpec) -> np.ndarray:
   return np.clip(digital, spec.digital_min, spec.digital_max).astype("<i2")
 
 
-def write_edf(path: str, specs: Sequence[SignalSpec], signals: Sequence[np.ndarray], *,
+def write_edf(path: str, specs: Sequence[SignalHeader], signals: Sequence[np.ndarray], *,
               record_duration: float, patient: str = "X X X X",
               recording: str = "Startdate X X X X", startdate: str = "01.01.85",
               starttime: str = "00.00.00", reserved: str = "") -> None:
@@ -114,7 +101,7 @@ def write_hypnogram(path: str, annotations: Sequence, *, patient: str = "X X X X
       f"+{a.onset:g}\x15{a.duration:g}\x14{a.description}\x14\x00".encode("ascii")
       for a in annotations)
   tals += b"\x00" * (len(tals) % 2)
-  spec = SignalSpec("EDF Annotations", "", "", 0, 1, -32768, 32767, "", len(tals) // 2)
+  spec = SignalHeader("EDF Annotations", "", "", 0, 1, -32768, 32767, "", len(tals) // 2)
   with open(path + ".part", "wb") as f:
     f.write(header_bytes([spec], num_records=1, record_duration=0, patient=patient,
                          recording=recording, startdate=startdate, starttime=starttime,

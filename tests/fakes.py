@@ -10,8 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-import eegmobile
+from beam_pipelines import pipeline
 from eegmobile import config as config_lib
+from eegmobile import nights as nights_lib
 from eegmobile import stages
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema
@@ -33,49 +34,32 @@ def make_fake_build(build_dir: str, *, subjects: Sequence[str] = ("SC00", "SC01"
                     subset: str = "sleep-edf-20", shuffle_labels: bool = False) -> dict:
   """Writes a complete build (shards + manifest) and returns its manifest.
 
-  Labels cycle through the five stages; with shuffle_labels the images are drawn for
-  the true stage but the stored label is permuted (a model must not learn it).
+  The manifest comes from the build's own `make_manifest`, so fakes cannot drift from the
+  real format. Labels cycle through the five stages; with shuffle_labels the images are
+  drawn for the true stage but the stored label is permuted (a model must not learn it).
   """
   rng = np.random.default_rng(seed)
   os.makedirs(build_dir, exist_ok=True)
   cfg = config_lib.BuildConfig(
       subset=subset, compression=compression,
       spectrogram=config_lib.SpectrogramConfig(image_height=image_size, image_width=image_size))
-  manifest = {
-      "format": manifest_lib.FORMAT, "format_version": manifest_lib.FORMAT_VERSION,
-      "library_version": eegmobile.__version__, "dataset": "sleep-edf", "subset": subset,
-      "demo": True, "complete": True, "config": cfg.to_dict(),
-      "image": {"height": image_size, "width": image_size, "dtype": "uint8",
-                "encoding": "colour-map index"},
-      "compression": compression, "stages": list(stages.STAGES), "subjects": {},
-      "recordings": [], "failures": [],
-  }
-  totals = np.zeros(stages.NUM_STAGES, int)
+  examples, summaries = {}, []
   for subject_number, subject_id in enumerate(subjects):
-    shards, counts = [], np.zeros(stages.NUM_STAGES, int)
-    for i, night in enumerate(nights):
+    for night in nights:
       true = np.arange(epochs_per_night) % stages.NUM_STAGES
       stored = rng.permutation(true) if shuffle_labels else true
       record = f"SC4{subject_number:02d}{night}E0"
-      name = manifest_lib.shard_file_name(subset, subject_id, i, len(nights))
-      writer.write_tfrecord(os.path.join(build_dir, name), (schema.encode_example(
+      examples[record] = [schema.encode_example(
           image=stage_image(int(t), rng, image_size, image_size), label=int(s),
           subject=subject_id, night=night, epoch_index=e, onset_seconds=30.0 * e,
-          record=record) for e, (t, s) in enumerate(zip(true, stored))), compression)
-      night_counts = np.bincount(stored, minlength=stages.NUM_STAGES)
-      counts += night_counts
-      shards.append(name)
-      manifest["recordings"].append({
-          "record": record, "subject": subject_id, "night": night, "shard": name,
-          "num_examples": epochs_per_night,
-          "class_counts": dict(zip(stages.STAGES, night_counts.tolist())), "dropped": {}})
-    totals += counts
-    manifest["subjects"][subject_id] = {
-        "shards": shards, "num_examples": int(counts.sum()),
-        "class_counts": dict(zip(stages.STAGES, counts.tolist()))}
-  manifest["totals"] = {"num_examples": int(totals.sum()),
-                        "class_counts": dict(zip(stages.STAGES, totals.tolist())),
-                        "dropped": {}}
+          record=record) for e, (t, s) in enumerate(zip(true, stored))]
+      summaries.append({"record": record, "subject": subject_id, "night": night,
+                        "num_examples": epochs_per_night,
+                        "class_counts": nights_lib.class_counts(stored), "dropped": {}})
+  manifest = pipeline.make_manifest(cfg, summaries, [], demo=True)
+  for night in manifest["recordings"]:
+    writer.write_tfrecord(os.path.join(build_dir, night["shard"]), examples[night["record"]],
+                          compression)
   with open(os.path.join(build_dir, manifest_lib.MANIFEST_FILE), "w") as f:
     f.write(manifest_lib.dumps(manifest))
   return manifest
