@@ -37,8 +37,9 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
       self.send_response(200)
     self.send_header("Content-Length", str(len(data) - start))
     self.end_headers()
-    self.wfile.write(data[start:])
+    # Recorded before sending: the client may finish reading before this thread runs on.
     type(self).sent.append((self.path, len(data) - start))
+    self.wfile.write(data[start:])
 
 
 @pytest.fixture()
