@@ -109,6 +109,7 @@ def _report(result) -> str:
                                               for s in manifest["stages"]),
            "  dropped epochs: " + (", ".join(f"{k} {v}" for k, v in totals["dropped"].items())
                                    or "none")]
+  lines.append("  Beam counters: " + ", ".join(f"{k} {v}" for k, v in result.metrics.items()))
   if manifest["failures"]:
     lines.append(f"  FAILED: {len(manifest['failures'])} recording(s); the manifest is "
                  "marked incomplete:")

@@ -62,6 +62,30 @@ def test_colour_map_on_device_trains_a_fold(build, tmp_path):
   assert train_lib.train_fold(config)["num_epochs"] == 24
 
 
+@pytest.mark.slow
+def test_killing_the_cli_mid_epoch_and_rerunning_it_resumes(build, tmp_path):
+  import subprocess
+  import sys
+  import time
+  command = [sys.executable, "-m", "trainers.cv", "--build_dir", build, "--workdir",
+             str(tmp_path), "--fold", "0", "--weights", "none", "--phase1_epochs", "2",
+             "--phase2_epochs", "1", "--batch_size", "4", "--cache", "none"]
+  state = tmp_path / "fold_00" / "state.json"
+  first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  deadline = time.monotonic() + 240
+  while not state.exists() and time.monotonic() < deadline and first.poll() is None:
+    time.sleep(0.2)
+  first.kill()  # during epoch 2: epoch 1's checkpoint is on disk
+  first.wait()
+  assert json.loads(state.read_text())["epochs_done"] == 1
+  second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+  assert second.returncode == 0, second.stderr[-3000:]
+  assert "resuming" in second.stderr and "after epoch 1" in second.stderr
+  history = json.loads((tmp_path / "fold_00" / "history.json").read_text())
+  assert [h["epoch"] for h in history] == [1, 2, 3]
+  assert "fold 0 (SC00): ACC" in second.stdout
+
+
 def _learned_accuracy(tmp_path, shuffle_labels):
   build = str(tmp_path / "build")
   fakes.make_fake_build(build, subjects=SUBJECTS, epochs_per_night=60, image_size=32,
