@@ -38,8 +38,8 @@ from absl import logging
 _DATA_DIR = flags.DEFINE_string(
     "data_dir", None, "Directory with Sleep-EDF PSG and hypnogram files (searched "
     "recursively). Unset: build the synthetic demo set, or download with --download.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where the build goes. Default: out/<subset>, or out/demo.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                  "Where the build goes. Default: out/<subset>, or out/demo.")
 _SUBSET = flags.DEFINE_enum("subset", "sleep-edf-20",
                             ["sleep-edf-20", "sleep-edf-78", "sleep-edf-st", "all"],
                             "Which recordings to build.")
@@ -69,14 +69,19 @@ def _config():
   from eegmobile import config as config_lib  # pylint: disable=g-import-not-at-top
   wake = None if _WAKE_EDGE.value.lower() in ("all", "none") else float(_WAKE_EDGE.value)
   defaults = config_lib.BuildConfig()
-  return dataclasses.replace(
-      defaults, subset=_SUBSET.value, compression=_COMPRESSION.value,
-      epochs=dataclasses.replace(defaults.epochs, channel=_CHANNEL.value,
-                                 wake_edge_minutes=wake),
-      spectrogram=dataclasses.replace(defaults.spectrogram, nperseg=_NPERSEG.value,
-                                      noverlap=_NOVERLAP.value, nfft=_NFFT.value,
-                                      window=_WINDOW.value, image_height=_IMAGE_SIZE.value,
-                                      image_width=_IMAGE_SIZE.value))
+  return dataclasses.replace(defaults,
+                             subset=_SUBSET.value,
+                             compression=_COMPRESSION.value,
+                             epochs=dataclasses.replace(defaults.epochs,
+                                                        channel=_CHANNEL.value,
+                                                        wake_edge_minutes=wake),
+                             spectrogram=dataclasses.replace(defaults.spectrogram,
+                                                             nperseg=_NPERSEG.value,
+                                                             noverlap=_NOVERLAP.value,
+                                                             nfft=_NFFT.value,
+                                                             window=_WINDOW.value,
+                                                             image_height=_IMAGE_SIZE.value,
+                                                             image_width=_IMAGE_SIZE.value))
 
 
 def _recordings_dir(subset: str) -> tuple[str, bool]:
@@ -90,9 +95,10 @@ def _recordings_dir(subset: str) -> tuple[str, bool]:
     return _DATA_DIR.value, False
   from eegmobile import synthetic  # pylint: disable=g-import-not-at-top
   demo_dir = os.path.join("out", "demo-recordings")
-  logging.warning("No --data_dir given: building the synthetic DEMO set (recordings made "
-                  "by eegmobile.synthetic in %s). For real data pass --data_dir or "
-                  "--download.", demo_dir)
+  logging.warning(
+      "No --data_dir given: building the synthetic DEMO set (recordings made "
+      "by eegmobile.synthetic in %s). For real data pass --data_dir or "
+      "--download.", demo_dir)
   synthetic.make_demo_dataset(demo_dir)
   return demo_dir, True
 
@@ -100,15 +106,16 @@ def _recordings_dir(subset: str) -> tuple[str, bool]:
 def _report(result) -> str:
   manifest = result.manifest
   totals = manifest["totals"]
-  lines = [f"{'DEMO ' if manifest['demo'] else ''}build of {manifest['subset']} -> "
-           f"{result.output_dir}",
-           f"  {len(manifest['recordings'])} nights, {len(manifest['subjects'])} subjects, "
-           f"{totals['num_examples']} epochs in {result.seconds:.1f} s "
-           f"({totals['num_examples'] / max(result.seconds, 1e-9):.0f} epochs/s)",
-           "  epochs per stage: " + ", ".join(f"{s} {totals['class_counts'].get(s, 0)}"
-                                              for s in manifest["stages"]),
-           "  dropped epochs: " + (", ".join(f"{k} {v}" for k, v in totals["dropped"].items())
-                                   or "none")]
+  lines = [
+      f"{'DEMO ' if manifest['demo'] else ''}build of {manifest['subset']} -> "
+      f"{result.output_dir}",
+      f"  {len(manifest['recordings'])} nights, {len(manifest['subjects'])} subjects, "
+      f"{totals['num_examples']} epochs in {result.seconds:.1f} s "
+      f"({totals['num_examples'] / max(result.seconds, 1e-9):.0f} epochs/s)",
+      "  epochs per stage: " +
+      ", ".join(f"{s} {totals['class_counts'].get(s, 0)}" for s in manifest["stages"]),
+      "  dropped epochs: " + (", ".join(f"{k} {v}" for k, v in totals["dropped"].items()) or "none")
+  ]
   lines.append("  Beam counters: " + ", ".join(f"{k} {v}" for k, v in result.metrics.items()))
   if manifest["failures"]:
     lines.append(f"  FAILED: {len(manifest['failures'])} recording(s); the manifest is "
@@ -137,7 +144,11 @@ def main(argv):
       "out", "demo" if not (_DATA_DIR.value or _DOWNLOAD.value) else config.subset)
   try:
     data_dir, demo = _recordings_dir(config.subset)
-    result = pipeline.run(data_dir, output_dir, config, beam_args=argv[1:], demo=demo,
+    result = pipeline.run(data_dir,
+                          output_dir,
+                          config,
+                          beam_args=argv[1:],
+                          demo=demo,
                           overwrite=_OVERWRITE.value)
   except (FileNotFoundError, errors.RecordingError, ConnectionError) as e:
     print(f"error: {e}", file=sys.stderr)

@@ -17,8 +17,8 @@ import sys
 from absl import app
 from absl import flags
 
-_HYPNOGRAMS = flags.DEFINE_string(
-    "hypnograms", None, "A directory of Sleep-EDF hypnograms, or comma-separated files.")
+_HYPNOGRAMS = flags.DEFINE_string("hypnograms", None,
+                                  "A directory of Sleep-EDF hypnograms, or comma-separated files.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the recordings go.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed (different per subject and night).")
 _DEMO = flags.DEFINE_bool("demo", False, "Write the small synthetic demo set instead.")
@@ -38,9 +38,10 @@ def main(argv):
              if os.path.isdir(source) else [p for p in source.split(",") if p])
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing or not paths:
-      print(f"error: {', '.join(missing) or source}: no such hypnogram file(s); "
-            "--hypnograms takes a directory of *-Hypnogram.edf files or a list of them",
-            file=sys.stderr)
+      print(
+          f"error: {', '.join(missing) or source}: no such hypnogram file(s); "
+          "--hypnograms takes a directory of *-Hypnogram.edf files or a list of them",
+          file=sys.stderr)
       return 2
     written = synthetic.synthesize_for_hypnograms(paths, _OUTPUT_DIR.value, seed=_SEED.value)
   print(f"wrote {len(written)} synthetic PSG(s) under {_OUTPUT_DIR.value}")

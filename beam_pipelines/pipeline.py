@@ -62,8 +62,8 @@ def pipeline_options(argv: Sequence[str] = ()):
     if not any(a.startswith("--direct_num_workers") for a in argv):
       direct.direct_num_workers = os.cpu_count() or 1
     if not any(a.startswith("--direct_running_mode") for a in argv):
-      direct.direct_running_mode = ("multi_processing" if direct.direct_num_workers > 1 else
-                                    "in_memory")
+      direct.direct_running_mode = ("multi_processing"
+                                    if direct.direct_num_workers > 1 else "in_memory")
   if not any(a.startswith("--default_sdk_harness_log_level") for a in argv):
     # Beam's workers log every bundle at INFO; our driver reports progress per night.
     options.view_as(po.WorkerOptions).default_sdk_harness_log_level = "WARNING"
@@ -108,8 +108,7 @@ def make_runner(options):
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
-def check_output_dir(output_dir: str, config: BuildConfig, *, demo: bool,
-                     overwrite: bool) -> None:
+def check_output_dir(output_dir: str, config: BuildConfig, *, demo: bool, overwrite: bool) -> None:
   """Refuses, before any work, to write over something that is not this same build.
 
   Raises:
@@ -122,17 +121,20 @@ def check_output_dir(output_dir: str, config: BuildConfig, *, demo: bool,
   if not os.listdir(output_dir):
     return
   if not os.path.exists(os.path.join(output_dir, manifest_lib.MANIFEST_FILE)):
-    raise errors.OutputDirError(output_dir, "is not empty and holds no build "
-                                "(no manifest.json); refusing to write into it")
+    raise errors.OutputDirError(
+        output_dir, "is not empty and holds no build "
+        "(no manifest.json); refusing to write into it")
   old = manifest_lib.load_manifest(output_dir, allow_incomplete=True)
   there = _flatten({"config": old.get("config"), "demo": old.get("demo")})
   now = _flatten({"config": config.to_dict(), "demo": demo})
-  differences = [f"{key}: {there.get(key)!r} there, {value!r} now"
-                 for key, value in now.items() if there.get(key) != value]
+  differences = [
+      f"{key}: {there.get(key)!r} there, {value!r} now" for key, value in now.items()
+      if there.get(key) != value
+  ]
   if differences:
-    raise errors.OutputDirError(output_dir, "holds a different build (" +
-                                "; ".join(differences) +
-                                "); choose another --output_dir or pass --overwrite")
+    raise errors.OutputDirError(
+        output_dir, "holds a different build (" + "; ".join(differences) +
+        "); choose another --output_dir or pass --overwrite")
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -145,8 +147,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
   return flat
 
 
-def make_manifest(config: BuildConfig, summaries: Sequence[dict], failures: Sequence[dict],
-                  *, demo: bool) -> dict:
+def make_manifest(config: BuildConfig, summaries: Sequence[dict], failures: Sequence[dict], *,
+                  demo: bool) -> dict:
   """The manifest of a build (pure): shard names, per-subject and total counts, failures.
 
   Args:
@@ -176,16 +178,21 @@ def make_manifest(config: BuildConfig, summaries: Sequence[dict], failures: Sequ
       "demo": demo,
       "complete": not failures,
       "config": config.to_dict(),
-      "image": {"height": config.spectrogram.image_height,
-                "width": config.spectrogram.image_width, "dtype": "uint8",
-                "encoding": "colour-map index, row 0 = highest frequency"},
+      "image": {
+          "height": config.spectrogram.image_height,
+          "width": config.spectrogram.image_width,
+          "dtype": "uint8",
+          "encoding": "colour-map index, row 0 = highest frequency"
+      },
       "compression": config.compression,
       "stages": list(stages.STAGES),
       "subjects": dict(sorted(subjects.items())),
       "recordings": recordings,
-      "totals": {"num_examples": sum(r["num_examples"] for r in recordings),
-                 "class_counts": _sum_counts(r["class_counts"] for r in recordings),
-                 "dropped": _sum_counts(r["dropped"] for r in recordings)},
+      "totals": {
+          "num_examples": sum(r["num_examples"] for r in recordings),
+          "class_counts": _sum_counts(r["class_counts"] for r in recordings),
+          "dropped": _sum_counts(r["dropped"] for r in recordings)
+      },
       "failures": sorted(failures, key=lambda f: (f["record"] or "", f["file"])),
   }
 
@@ -202,8 +209,10 @@ class _Progress:
   """Logs each night as its staged entry appears, from the driver, while Beam runs."""
 
   def __init__(self, staging_dir: str, total: int, every_s: float = 1.0):
-    self._dirs = {"built": os.path.join(staging_dir, "nights"),
-                  "FAILED": os.path.join(staging_dir, "failed")}
+    self._dirs = {
+        "built": os.path.join(staging_dir, "nights"),
+        "FAILED": os.path.join(staging_dir, "failed")
+    }
     self._total, self._every_s, self._seen = total, every_s, set()
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -215,7 +224,8 @@ class _Progress:
         if name.endswith(".json") and name not in self._seen:
           self._seen.add(name)
           logging.info("[%d/%d] %s %s (%.0f s)", len(self._seen), self._total, status,
-                       name.split(".")[0], time.monotonic() - self._start)
+                       name.split(".")[0],
+                       time.monotonic() - self._start)
 
   def _loop(self):
     while not self._stop.wait(self._every_s):
@@ -241,9 +251,12 @@ def _read_entries(directory: str) -> list[dict]:
 
 
 def _pairing_failure(problem: errors.PairingError) -> dict:
-  return {"record": sleep_edf.parse_name(problem.path).record,
-          "file": os.path.basename(problem.path), "error": problem.problem,
-          "kind": type(problem).__name__}
+  return {
+      "record": sleep_edf.parse_name(problem.path).record,
+      "file": os.path.basename(problem.path),
+      "error": problem.problem,
+      "kind": type(problem).__name__
+  }
 
 
 def _beam_counters(result) -> dict:
@@ -273,9 +286,13 @@ def _finalise(staging_dir: str, output_dir: str, manifest: dict) -> None:
     shutil.rmtree(old)
 
 
-def run(data_dir: str, output_dir: str, config: BuildConfig, *,
-        beam_args: Sequence[str] = (), demo: bool = False, overwrite: bool = False
-        ) -> BuildResult:
+def run(data_dir: str,
+        output_dir: str,
+        config: BuildConfig,
+        *,
+        beam_args: Sequence[str] = (),
+        demo: bool = False,
+        overwrite: bool = False) -> BuildResult:
   """Builds the TFRecords of one subset.
 
   Args:
@@ -304,8 +321,8 @@ def run(data_dir: str, output_dir: str, config: BuildConfig, *,
     raise FileNotFoundError(f"{data_dir}: no Sleep-EDF recordings of subset {config.subset} "
                             "(expected files like sleep-cassette/SC4001E0-PSG.edf)")
   check_output_dir(output_dir, config, demo=demo, overwrite=overwrite)
-  logging.info("building %d nights of %s from %s into %s", len(recordings), config.subset,
-               data_dir, output_dir)
+  logging.info("building %d nights of %s from %s into %s", len(recordings), config.subset, data_dir,
+               output_dir)
   staging_dir = f"{os.path.abspath(output_dir).rstrip(os.sep)}.incomplete-{os.getpid()}"
   shutil.rmtree(staging_dir, ignore_errors=True)
   for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
@@ -314,18 +331,19 @@ def run(data_dir: str, output_dir: str, config: BuildConfig, *,
   try:
     with _single_threaded_workers(options), _Progress(staging_dir, len(recordings)):
       pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-      _ = (pipeline
-           | "ListRecordings" >> beam.Create(recordings)
-           | "BuildNights" >> transforms.BuildNights(config, staging_dir))
+      _ = (pipeline | "ListRecordings" >> beam.Create(recordings) |
+           "BuildNights" >> transforms.BuildNights(config, staging_dir))
       result = pipeline.run()
       result.wait_until_finish()
-    failures = _read_entries(os.path.join(staging_dir, transforms.FAILED_DIR)) + [
-        _pairing_failure(p) for p in problems]
+    failures = _read_entries(os.path.join(
+        staging_dir, transforms.FAILED_DIR)) + [_pairing_failure(p) for p in problems]
     summaries = _read_entries(os.path.join(staging_dir, transforms.NIGHTS_DIR))
     manifest = make_manifest(config, summaries, failures, demo=demo)
     _finalise(staging_dir, output_dir, manifest)
   except BaseException:
     shutil.rmtree(staging_dir, ignore_errors=True)  # nothing half-written stays behind
     raise
-  return BuildResult(output_dir=output_dir, manifest=manifest, metrics=_beam_counters(result),
+  return BuildResult(output_dir=output_dir,
+                     manifest=manifest,
+                     metrics=_beam_counters(result),
                      seconds=time.monotonic() - start)

@@ -37,10 +37,18 @@ def _write_json(path: str, value: dict) -> None:
 def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
   """The manifest's record of a recording that failed, naming the file and the problem."""
   if isinstance(error, errors.RecordingError):
-    return {"record": recording.record, "file": os.path.basename(error.path or ""),
-            "error": error.problem, "kind": type(error).__name__}
-  return {"record": recording.record, "file": os.path.basename(recording.psg_path),
-          "error": f"{type(error).__name__}: {error}", "kind": "UnexpectedError"}
+    return {
+        "record": recording.record,
+        "file": os.path.basename(error.path or ""),
+        "error": error.problem,
+        "kind": type(error).__name__
+    }
+  return {
+      "record": recording.record,
+      "file": os.path.basename(recording.psg_path),
+      "error": f"{type(error).__name__}: {error}",
+      "kind": "UnexpectedError"
+  }
 
 
 class BuildNightFn(beam.DoFn):
@@ -67,8 +75,7 @@ class BuildNightFn(beam.DoFn):
       failure = failure_entry(recording, e)
       self._failed.inc()
       logging.error("FAILED %s: %s: %s", recording.record, failure["file"], failure["error"])
-      _write_json(os.path.join(self._staging_dir, FAILED_DIR, recording.record + ".json"),
-                  failure)
+      _write_json(os.path.join(self._staging_dir, FAILED_DIR, recording.record + ".json"), failure)
       yield beam.pvalue.TaggedOutput("failed", failure)
       return
     shard = staged_shard(self._staging_dir, recording.record)
@@ -78,8 +85,8 @@ class BuildNightFn(beam.DoFn):
     self._count(night.summary)
     elapsed = time.monotonic() - start
     self._seconds.update(int(elapsed * 1000))
-    logging.info("built %s: %d epochs in %.1f s", recording.record,
-                 night.summary["num_examples"], elapsed)
+    logging.info("built %s: %d epochs in %.1f s", recording.record, night.summary["num_examples"],
+                 elapsed)
     yield night.summary
 
   def _count(self, summary: dict) -> None:
@@ -102,6 +109,5 @@ class BuildNights(beam.PTransform):
   def expand(self, recordings):
     return (recordings
             # Spread nights over workers: Create alone may hand them all to one worker.
-            | "SpreadNights" >> beam.Reshuffle()
-            | "BuildNight" >> beam.ParDo(BuildNightFn(self._config, self._staging_dir))
-            .with_outputs("failed", main="built"))
+            | "SpreadNights" >> beam.Reshuffle() | "BuildNight" >> beam.ParDo(
+                BuildNightFn(self._config, self._staging_dir)).with_outputs("failed", main="built"))

@@ -44,7 +44,7 @@ def _sample_epochs(data_dir: str, config: config_lib.BuildConfig, count: int, se
   recordings, _ = sleep_edf.find_recordings(data_dir, config.subset)
   rng = np.random.default_rng(seed)
   rows = []
-  for recording in recordings[:: max(1, len(recordings) // 8)][:8]:
+  for recording in recordings[::max(1, len(recordings) // 8)][:8]:
     channel = edf_reader.read_channel(recording.psg_path, config.epochs.channel)
     labelled = hypnogram.label_epochs(edf_reader.read_annotations(recording.hypnogram_path),
                                       psg_duration_s=channel.duration_s)
@@ -76,18 +76,25 @@ def main():
     start = time.monotonic()
     synthetic.synthesize_for_hypnograms(hypnograms, data_dir, seed=0)
     print(f"made 39 synthetic PSGs in {time.monotonic() - start:.0f} s")
-  psg_bytes = sum(os.path.getsize(p) for p in glob.glob(
-      os.path.join(data_dir, "**", "*-PSG.edf"), recursive=True))
+  psg_bytes = sum(
+      os.path.getsize(p)
+      for p in glob.glob(os.path.join(data_dir, "**", "*-PSG.edf"), recursive=True))
 
   config = config_lib.BuildConfig()
   output_dir = os.path.join(args.work_dir, "build")
   cpu_before = _cpu_seconds()
-  result = pipeline.run(data_dir, output_dir, config, overwrite=True,
-                        beam_args=["--direct_num_workers", str(args.workers)])
+  result = pipeline.run(data_dir,
+                        output_dir,
+                        config,
+                        overwrite=True,
+                        beam_args=["--direct_num_workers",
+                                   str(args.workers)])
   build_cpu = _cpu_seconds() - cpu_before
   epochs = result.manifest["totals"]["num_examples"]
-  shard_bytes = sum(os.path.getsize(os.path.join(output_dir, s))
-                    for sub in result.manifest["subjects"].values() for s in sub["shards"])
+  shard_bytes = sum(
+      os.path.getsize(os.path.join(output_dir, s))
+      for sub in result.manifest["subjects"].values()
+      for s in sub["shards"])
   build_rate = epochs / result.seconds
 
   sample = _sample_epochs(data_dir, config, args.reference_epochs, seed=0)

@@ -69,26 +69,38 @@ def main():
   shard_bytes = sum(os.path.getsize(f) for f in files)
   dropped = _drop_page_cache()
 
-  raw, _ = _rate(tf.data.TFRecordDataset(files, manifest["compression"], buffer_size=1 << 22)
-                 .batch(256), 0, lambda b: int(b.shape[0]))
+  raw, _ = _rate(
+      tf.data.TFRecordDataset(files, manifest["compression"], buffer_size=1 << 22).batch(256), 0,
+      lambda b: int(b.shape[0]))
   rows = [("raw read of the shard bytes (ceiling)", raw, 1.0)]
   batches = lambda: total // args.batch_size
   count = lambda e: int(e[1].shape[0])
   skip = 20
   for name, color in (("RGB float32", "viridis"), ("uint8 indices, colour map on device", None)):
     _drop_page_cache()
-    none, _ = _rate(datasets.make_dataset(build_dir, subjects, training=True, color=color,
-                                          batch_size=args.batch_size, cache=None), skip, count)
+    none, _ = _rate(
+        datasets.make_dataset(build_dir,
+                              subjects,
+                              training=True,
+                              color=color,
+                              batch_size=args.batch_size,
+                              cache=None), skip, count)
     rows.append((f"no cache (from disk), {name}", none, none / raw))
   file_cache = lambda: os.path.join(tempfile.mkdtemp(), "c")
-  for name, cache, dtype, color in (
-      ("memory cache, RGB float32", "memory", tf.float32, "viridis"),
-      ("memory cache, RGB float16", "memory", tf.float16, "viridis"),
-      ("memory cache, uint8 indices (colour map on device)", "memory", tf.uint8, None),
-      ("file cache, RGB float32", file_cache(), tf.float32, "viridis"),
-      ("file cache, uint8 indices (colour map on device)", file_cache(), tf.uint8, None)):
-    ds = datasets.make_dataset(build_dir, subjects, training=True, batch_size=args.batch_size,
-                               cache=cache, output_dtype=dtype, color=color)
+  for name, cache, dtype, color in (("memory cache, RGB float32", "memory", tf.float32, "viridis"),
+                                    ("memory cache, RGB float16", "memory", tf.float16, "viridis"),
+                                    ("memory cache, uint8 indices (colour map on device)", "memory",
+                                     tf.uint8, None), ("file cache, RGB float32", file_cache(),
+                                                       tf.float32, "viridis"),
+                                    ("file cache, uint8 indices (colour map on device)",
+                                     file_cache(), tf.uint8, None)):
+    ds = datasets.make_dataset(build_dir,
+                               subjects,
+                               training=True,
+                               batch_size=args.batch_size,
+                               cache=cache,
+                               output_dtype=dtype,
+                               color=color)
     first, _ = _rate(ds, 0, count)  # fills the cache
     steady, _ = _rate(ds, skip, count)
     rows.append((f"{name}, 1st epoch (filling)", first, first / raw))

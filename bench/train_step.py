@@ -48,14 +48,12 @@ def main():
     model_lib.set_trainable_phase(model, phase)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
     rates[phase] = _images_per_second(model.train_on_batch, batch, args.steps)
-  rates["inference"] = _images_per_second(lambda x, y: model.predict_on_batch(x), batch,
-                                          args.steps)
+  rates["inference"] = _images_per_second(lambda x, y: model.predict_on_batch(x), batch, args.steps)
   train = SLEEP_EDF_20_EPOCHS * (SUBJECTS - 2) / SUBJECTS  # minus test and validation
   held_out = SLEEP_EDF_20_EPOCHS * 2 / SUBJECTS
   per_epoch = {p: train / rates[p] + held_out / rates["inference"] for p in (1, 2)}
   fold = 5 * per_epoch[1] + 15 * per_epoch[2]
-  print("\n| measure (CPU, float32, batch %d, 224x224) | value |\n| --- | --- |" %
-        args.batch_size)
+  print("\n| measure (CPU, float32, batch %d, 224x224) | value |\n| --- | --- |" % args.batch_size)
   print(f"| phase 1 training (all layers) | {rates[1]:.1f} images/s |")
   print(f"| phase 2 training (top + head) | {rates[2]:.1f} images/s |")
   print(f"| inference | {rates['inference']:.1f} images/s |")

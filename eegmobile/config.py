@@ -92,5 +92,7 @@ class BuildConfig:
 
   @classmethod
   def from_dict(cls, d: dict) -> "BuildConfig":
-    return cls(subset=d["subset"], epochs=EpochConfig(**d["epochs"]),
-               spectrogram=SpectrogramConfig(**d["spectrogram"]), compression=d["compression"])
+    return cls(subset=d["subset"],
+               epochs=EpochConfig(**d["epochs"]),
+               spectrogram=SpectrogramConfig(**d["spectrogram"]),
+               compression=d["compression"])

@@ -38,8 +38,11 @@ def parse_checksums(text: str) -> dict[str, str]:
 
 def subset_files(checksums: dict[str, str], subset: str) -> dict[str, str]:
   """The PSG and hypnogram files of a subset, from the checksum listing."""
-  return {path: digest for path, digest in sorted(checksums.items())
-          if (name := sleep_edf.parse_name(path)) and sleep_edf.in_subset(name, subset)}
+  return {
+      path: digest
+      for path, digest in sorted(checksums.items())
+      if (name := sleep_edf.parse_name(path)) and sleep_edf.in_subset(name, subset)
+  }
 
 
 def _sha256(path: str) -> str:
@@ -74,7 +77,8 @@ def _fetch(url: str, path: str) -> int:
         transferred += len(block)
   seconds = max(time.monotonic() - began, 1e-6)
   logging.info("%s: %.1f MB in %.1f s (%.1f MB/s)%s", os.path.basename(path), transferred / 1e6,
-               seconds, transferred / 1e6 / seconds, f", resumed at byte {start}" if resumed else "")
+               seconds, transferred / 1e6 / seconds,
+               f", resumed at byte {start}" if resumed else "")
   return transferred
 
 
@@ -99,7 +103,9 @@ def download_file(base_url: str, relative: str, digest: str, cache_dir: str) -> 
   raise DownloadError(f"{url}: sha256 does not match {CHECKSUMS} after two downloads")
 
 
-def download_subset(subset: str, cache_dir: str, *,
+def download_subset(subset: str,
+                    cache_dir: str,
+                    *,
                     base_url: str = sleep_edf.PHYSIONET_URL,
                     checksums_text: Optional[str] = None) -> list[str]:
   """Downloads (or verifies) every PSG and hypnogram of a subset into cache_dir.

@@ -109,46 +109,52 @@ def read_header(path: str) -> EdfHeader:
       raise errors.EdfFormatError(path, f"header declares {num_signals} signals")
     rest = f.read(256 * num_signals)
   if len(rest) < 256 * num_signals:
-    raise errors.EdfFormatError(path, f"truncated header: {num_signals} signals need "
-                                f"{256 * (num_signals + 1)} header bytes, file has {size}")
-  header_bytes = _number(_field(fixed[184:192], path, "header bytes"), path, "header bytes",
-                         int)
+    raise errors.EdfFormatError(
+        path, f"truncated header: {num_signals} signals need "
+        f"{256 * (num_signals + 1)} header bytes, file has {size}")
+  header_bytes = _number(_field(fixed[184:192], path, "header bytes"), path, "header bytes", int)
   if header_bytes != 256 * (num_signals + 1):
-    raise errors.EdfFormatError(path, f"header size field says {header_bytes} bytes, but "
-                                f"{num_signals} signals make {256 * (num_signals + 1)}")
+    raise errors.EdfFormatError(
+        path, f"header size field says {header_bytes} bytes, but "
+        f"{num_signals} signals make {256 * (num_signals + 1)}")
   widths = [("label", 16), ("transducer", 80), ("physical_dim", 8), ("physical_min", 8),
             ("physical_max", 8), ("digital_min", 8), ("digital_max", 8), ("prefilter", 80),
             ("samples_per_record", 8), ("reserved", 32)]
   columns, offset = {}, 0
   for name, width in widths:
-    columns[name] = [_field(rest[offset + i * width: offset + (i + 1) * width], path, name)
-                     for i in range(num_signals)]
+    columns[name] = [
+        _field(rest[offset + i * width:offset + (i + 1) * width], path, name)
+        for i in range(num_signals)
+    ]
     offset += width * num_signals
-  signals = tuple(SignalHeader(
-      label=columns["label"][i], transducer=columns["transducer"][i],
-      physical_dim=columns["physical_dim"][i],
-      physical_min=_number(columns["physical_min"][i], path, "physical minimum"),
-      physical_max=_number(columns["physical_max"][i], path, "physical maximum"),
-      digital_min=_number(columns["digital_min"][i], path, "digital minimum", int),
-      digital_max=_number(columns["digital_max"][i], path, "digital maximum", int),
-      prefilter=columns["prefilter"][i],
-      samples_per_record=_number(columns["samples_per_record"][i], path, "samples", int))
-                  for i in range(num_signals))
+  signals = tuple(
+      SignalHeader(label=columns["label"][i],
+                   transducer=columns["transducer"][i],
+                   physical_dim=columns["physical_dim"][i],
+                   physical_min=_number(columns["physical_min"][i], path, "physical minimum"),
+                   physical_max=_number(columns["physical_max"][i], path, "physical maximum"),
+                   digital_min=_number(columns["digital_min"][i], path, "digital minimum", int),
+                   digital_max=_number(columns["digital_max"][i], path, "digital maximum", int),
+                   prefilter=columns["prefilter"][i],
+                   samples_per_record=_number(columns["samples_per_record"][i], path, "samples",
+                                              int)) for i in range(num_signals))
   record_bytes = 2 * sum(s.samples_per_record for s in signals)
-  num_records = _number(_field(fixed[236:244], path, "records"), path, "number of records",
-                        int)
+  num_records = _number(_field(fixed[236:244], path, "records"), path, "number of records", int)
   available = (size - header_bytes) // record_bytes if record_bytes else 0
   if num_records == -1:
     num_records = available
   elif num_records > available:
-    raise errors.EdfFormatError(path, f"truncated: the header promises {num_records} data "
-                                f"records of {record_bytes} bytes, the file holds {available}")
-  return EdfHeader(path=path, version=_field(fixed[0:8], path, "version"),
+    raise errors.EdfFormatError(
+        path, f"truncated: the header promises {num_records} data "
+        f"records of {record_bytes} bytes, the file holds {available}")
+  return EdfHeader(path=path,
+                   version=_field(fixed[0:8], path, "version"),
                    patient=_field(fixed[8:88], path, "patient"),
                    recording=_field(fixed[88:168], path, "recording"),
                    startdate=_field(fixed[168:176], path, "startdate"),
                    starttime=_field(fixed[176:184], path, "starttime"),
-                   header_bytes=header_bytes, reserved=_field(fixed[192:236], path, "reserved"),
+                   header_bytes=header_bytes,
+                   reserved=_field(fixed[192:236], path, "reserved"),
                    num_records=num_records,
                    record_duration=_number(_field(fixed[244:252], path, "duration"), path,
                                            "record duration"),
@@ -170,13 +176,16 @@ def find_signal(header: EdfHeader, channel: str) -> int:
   for i, signal in enumerate(header.signals):
     if _normalise_label(signal.label) == wanted:
       return i
-  raise errors.ChannelError(header.path, f"no channel {channel!r}; the file has " +
-                            ", ".join(repr(s.label) for s in header.signals))
+  raise errors.ChannelError(
+      header.path,
+      f"no channel {channel!r}; the file has " + ", ".join(repr(s.label) for s in header.signals))
 
 
 def _read_digital(header: EdfHeader, index: int) -> np.ndarray:
   """Our own reader: one signal's digital samples, all records, as int16."""
-  data = np.fromfile(header.path, dtype="<i2", offset=header.header_bytes,
+  data = np.fromfile(header.path,
+                     dtype="<i2",
+                     offset=header.header_bytes,
                      count=header.num_records * header.record_samples)
   records = data.reshape(header.num_records, header.record_samples)
   start = sum(s.samples_per_record for s in header.signals[:index])
@@ -203,13 +212,13 @@ def _resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
     out = tfio.audio.resample(tf.constant(signal[:, None], tf.float32),
-                              rate_in=int(rate_in), rate_out=int(rate_out))
+                              rate_in=int(rate_in),
+                              rate_out=int(rate_out))
     return out.numpy()[:, 0]
   import fractions  # pylint: disable=g-import-not-at-top
   import scipy.signal  # pylint: disable=g-import-not-at-top
   ratio = fractions.Fraction(rate_out / rate_in).limit_denominator(1000)
-  return scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator).astype(
-      np.float32)
+  return scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
 def read_channel(path: str, channel: str = "EEG Fpz-Cz", *, target_fs: float = 100.0) -> Channel:
@@ -229,8 +238,9 @@ def read_channel(path: str, channel: str = "EEG Fpz-Cz", *, target_fs: float = 1
   spec = header.signals[index]
   scale = _UNIT_SCALE.get(spec.physical_dim.strip().lower())
   if scale is None:
-    raise errors.ChannelError(path, f"channel {spec.label!r} has unit {spec.physical_dim!r}; "
-                              "expected V, mV or uV")
+    raise errors.ChannelError(
+        path, f"channel {spec.label!r} has unit {spec.physical_dim!r}; "
+        "expected V, mV or uV")
   if header.record_duration <= 0 or header.num_records == 0:
     raise errors.ChannelError(path, "holds no signal data (no data records)")
   fs = spec.samples_per_record / header.record_duration
@@ -238,12 +248,17 @@ def read_channel(path: str, channel: str = "EEG Fpz-Cz", *, target_fs: float = 1
   if not np.all(np.isfinite(signal)):
     raise errors.ChannelError(path, f"channel {spec.label!r} contains NaN or infinite samples")
   if np.ptp(signal) == 0:
-    raise errors.ChannelError(path, f"channel {spec.label!r} is flat (every sample equals "
-                              f"{signal[0]:g}); electrode disconnected?")
+    raise errors.ChannelError(
+        path, f"channel {spec.label!r} is flat (every sample equals "
+        f"{signal[0]:g}); electrode disconnected?")
   if fs != target_fs:
     signal = _resample(signal, fs, target_fs)
-  return Channel(signal=np.asarray(signal, np.float32), fs=target_fs, original_fs=fs,
-                 label=spec.label, unit=spec.physical_dim, duration_s=header.duration_s)
+  return Channel(signal=np.asarray(signal, np.float32),
+                 fs=target_fs,
+                 original_fs=fs,
+                 label=spec.label,
+                 unit=spec.physical_dim,
+                 duration_s=header.duration_s)
 
 
 def _parse_tals(raw: bytes, path: str) -> list[Annotation]:
@@ -287,9 +302,10 @@ def read_annotations(path: str) -> list[Annotation]:
     import pyedflib  # pylint: disable=g-import-not-at-top
     with pyedflib.EdfReader(path) as reader:
       onsets, durations, texts = reader.readAnnotations()
-    return sorted((Annotation(float(o), float(d), str(t))
-                   for o, d, t in zip(onsets, durations, texts)), key=lambda a: a.onset)
+    return sorted(
+        (Annotation(float(o), float(d), str(t)) for o, d, t in zip(onsets, durations, texts)),
+        key=lambda a: a.onset)
   except OSError as e:
-    logging.warning("%s: pyedflib refused the file (%s); parsing its annotations ourselves",
-                    path, e)
+    logging.warning("%s: pyedflib refused the file (%s); parsing its annotations ourselves", path,
+                    e)
   return _own_annotations(path)

@@ -15,15 +15,48 @@ from eegmobile import stages
 
 # Published Sleep-EDF-20 (Fpz-Cz, 20-fold subject-wise CV) rows, in percent (kappa as is).
 PUBLISHED = (
-    {"method": "EEGMobile (paper)", "source": "Ardeshir & Araghi 2023, Table 1",
-     "acc": 86.97, "mf1": 81.42, "kappa": 0.81,
-     "f1": {"W": 95.4, "N1": 56.4, "N2": 88.86, "N3": 82.82, "REM": 83.64}},
-    {"method": "TinySleepNet", "source": "Supratak & Guo 2020, EMBC, Table II",
-     "acc": 85.4, "mf1": 80.5, "kappa": 0.80,
-     "f1": {"W": 90.1, "N1": 51.4, "N2": 88.5, "N3": 88.3, "REM": 84.3}},
-    {"method": "DeepSleepNet", "source": "Supratak et al. 2017, IEEE TNSRE, Table IV",
-     "acc": 82.0, "mf1": 76.9, "kappa": 0.76,
-     "f1": {"W": 84.7, "N1": 46.6, "N2": 85.9, "N3": 84.8, "REM": 82.4}},
+    {
+        "method": "EEGMobile (paper)",
+        "source": "Ardeshir & Araghi 2023, Table 1",
+        "acc": 86.97,
+        "mf1": 81.42,
+        "kappa": 0.81,
+        "f1": {
+            "W": 95.4,
+            "N1": 56.4,
+            "N2": 88.86,
+            "N3": 82.82,
+            "REM": 83.64
+        }
+    },
+    {
+        "method": "TinySleepNet",
+        "source": "Supratak & Guo 2020, EMBC, Table II",
+        "acc": 85.4,
+        "mf1": 80.5,
+        "kappa": 0.80,
+        "f1": {
+            "W": 90.1,
+            "N1": 51.4,
+            "N2": 88.5,
+            "N3": 88.3,
+            "REM": 84.3
+        }
+    },
+    {
+        "method": "DeepSleepNet",
+        "source": "Supratak et al. 2017, IEEE TNSRE, Table IV",
+        "acc": 82.0,
+        "mf1": 76.9,
+        "kappa": 0.76,
+        "f1": {
+            "W": 84.7,
+            "N1": 46.6,
+            "N2": 85.9,
+            "N3": 84.8,
+            "REM": 82.4
+        }
+    },
 )
 
 
@@ -38,25 +71,33 @@ def metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
       "acc": 100.0 * float(sk.accuracy_score(labels, predicted)),
       "mf1": 100.0 * float(np.mean(per_class)),
       "kappa": float(sk.cohen_kappa_score(labels, predicted, labels=classes)),
-      "f1": {s: 100.0 * float(v) for s, v in zip(stages.STAGES, per_class)},
+      "f1": {
+          s: 100.0 * float(v) for s, v in zip(stages.STAGES, per_class)
+      },
       "confusion": sk.confusion_matrix(labels, predicted, labels=classes).tolist(),
   }
 
 
 def table_rows(ours: dict, label: str) -> list[dict]:
   """Our row first, then the published ones; flat dicts with the same columns."""
+
   def flat(row):
-    return {"method": row["method"], "acc": round(row["acc"], 2), "mf1": round(row["mf1"], 2),
-            "kappa": round(row["kappa"], 3),
-            **{f"f1_{s}": round(row["f1"][s], 2) for s in stages.STAGES},
-            "source": row["source"]}
+    return {
+        "method": row["method"],
+        "acc": round(row["acc"], 2),
+        "mf1": round(row["mf1"], 2),
+        "kappa": round(row["kappa"], 3),
+        **{
+            f"f1_{s}": round(row["f1"][s], 2) for s in stages.STAGES
+        }, "source": row["source"]
+    }
+
   return [flat({**ours, "method": label, "source": "this run"})] + [flat(r) for r in PUBLISHED]
 
 
 def to_markdown(rows: Sequence[dict], title: str) -> str:
   header = list(rows[0])
-  lines = [f"# {title}", "", "| " + " | ".join(header) + " |",
-           "|" + "---|" * len(header)]
+  lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(str(r[k]) for k in header) + " |" for r in rows]
   return "\n".join(lines) + "\n"
 
@@ -73,7 +114,8 @@ def to_json(rows: Sequence[dict], extra: dict) -> str:
   return json.dumps({**extra, "rows": list(rows)}, indent=1, sort_keys=True) + "\n"
 
 
-def plot_confusion(confusion: Sequence[Sequence[int]], path: str,
+def plot_confusion(confusion: Sequence[Sequence[int]],
+                   path: str,
                    title: Optional[str] = None) -> None:
   """Counts and row-normalised confusion matrices side by side, as a PNG."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -86,7 +128,11 @@ def plot_confusion(confusion: Sequence[Sequence[int]], path: str,
                                 (axes[1], normalised, "row-normalised", "{:.2f}")):
     ax.imshow(matrix if name != "counts" else normalised, cmap="Blues", vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(matrix):
-      ax.text(j, i, fmt.format(value), ha="center", va="center",
+      ax.text(j,
+              i,
+              fmt.format(value),
+              ha="center",
+              va="center",
               color="white" if normalised[i, j] > 0.6 else "black")
     ax.set_xticks(range(stages.NUM_STAGES), stages.STAGES)
     ax.set_yticks(range(stages.NUM_STAGES), stages.STAGES)
@@ -108,10 +154,15 @@ def plot_curves(histories: dict, path: str) -> None:
   for i, (fold, history) in enumerate(sorted(histories.items())):
     epochs = [h["epoch"] for h in history]
     color = plt.cm.tab20(i % 20)
-    ax.plot(epochs, [h.get("accuracy", np.nan) for h in history], color=color, alpha=0.8,
+    ax.plot(epochs, [h.get("accuracy", np.nan) for h in history],
+            color=color,
+            alpha=0.8,
             label=f"fold {fold} train")
-    ax.plot(epochs, [h.get("val_accuracy", np.nan) for h in history], "--", color=color,
-            alpha=0.8, label=f"fold {fold} validation")
+    ax.plot(epochs, [h.get("val_accuracy", np.nan) for h in history],
+            "--",
+            color=color,
+            alpha=0.8,
+            label=f"fold {fold} validation")
   switch = [h["epoch"] for hs in histories.values() for h in hs if h.get("phase") == 2]
   if switch:
     ax.axvline(min(switch) - 0.5, color="grey", lw=1)

@@ -37,7 +37,10 @@ def subject_folds(subject_ids: Sequence[str], num_folds: int) -> list[tuple[str,
   return [tuple(group) for group in np.array_split(np.array(subjects, dtype=object), num_folds)]
 
 
-def split(subject_ids: Sequence[str], fold: int, num_folds: int, *,
+def split(subject_ids: Sequence[str],
+          fold: int,
+          num_folds: int,
+          *,
           num_validation_subjects: int = 1) -> FoldSplit:
   """Train / validation / test subjects of one fold.
 
@@ -51,9 +54,11 @@ def split(subject_ids: Sequence[str], fold: int, num_folds: int, *,
   if len(rest) <= num_validation_subjects:
     raise ValueError(f"{len(rest)} non-test subjects cannot give {num_validation_subjects} "
                      "validation subject(s) and a training set")
-  return FoldSplit(fold=fold, num_folds=num_folds,
+  return FoldSplit(fold=fold,
+                   num_folds=num_folds,
                    train=tuple(sorted(rest[num_validation_subjects:])),
-                   validation=tuple(sorted(rest[:num_validation_subjects])), test=folds[fold])
+                   validation=tuple(sorted(rest[:num_validation_subjects])),
+                   test=folds[fold])
 
 
 def fold_map(subject_ids: Sequence[str], num_folds: int) -> dict[str, int]:
@@ -64,5 +69,10 @@ def fold_map(subject_ids: Sequence[str], num_folds: int) -> dict[str, int]:
 def write_fold_map(path: str, subject_ids: Sequence[str], num_folds: int) -> None:
   """Writes the subject -> fold map as JSON (stable: same subjects, same file)."""
   with open(path, "w") as f:
-    json.dump({"num_folds": num_folds, "fold_of_subject": fold_map(subject_ids, num_folds)}, f,
-              indent=1, sort_keys=True)
+    json.dump({
+        "num_folds": num_folds,
+        "fold_of_subject": fold_map(subject_ids, num_folds)
+    },
+              f,
+              indent=1,
+              sort_keys=True)

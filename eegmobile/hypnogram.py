@@ -56,39 +56,47 @@ def _on_grid(value: float, epoch_seconds: float) -> bool:
 def _epoch_table(annotations: Sequence, num_epochs: int, epoch_seconds: float,
                  psg_duration_s: float, source: Optional[str]) -> tuple[np.ndarray, float]:
   """Per-epoch codes (stage index >= 0, negative = dropped) and seconds cropped at the end."""
-  unknown = sorted({a.description for a in annotations
-                    if a.description not in stages.STAGE_OF_ANNOTATION
-                    and a.description not in _DROPPED_CODE})
+  unknown = sorted({
+      a.description
+      for a in annotations
+      if a.description not in stages.STAGE_OF_ANNOTATION and a.description not in _DROPPED_CODE
+  })
   if unknown:
-    raise errors.HypnogramError(source, "unknown annotation label(s) " +
-                                ", ".join(repr(u) for u in unknown) + "; expected " +
-                                ", ".join(list(stages.STAGE_OF_ANNOTATION) +
-                                          list(stages.DROPPED_ANNOTATIONS)))
+    raise errors.HypnogramError(
+        source,
+        "unknown annotation label(s) " + ", ".join(repr(u) for u in unknown) + "; expected " +
+        ", ".join(list(stages.STAGE_OF_ANNOTATION) + list(stages.DROPPED_ANNOTATIONS)))
   table = np.full(num_epochs, _UNSCORED_CODE, np.int64)
   cropped = 0.0
   for a in annotations:
     if not (_on_grid(a.onset, epoch_seconds) and _on_grid(a.duration, epoch_seconds)):
-      raise errors.HypnogramError(source, f"annotation {a.description!r} at {a.onset:g} s "
-                                  f"lasting {a.duration:g} s is not on the {epoch_seconds:g} s "
-                                  "epoch grid")
+      raise errors.HypnogramError(
+          source, f"annotation {a.description!r} at {a.onset:g} s "
+          f"lasting {a.duration:g} s is not on the {epoch_seconds:g} s "
+          "epoch grid")
     end = a.onset + a.duration
     scored = a.description in stages.STAGE_OF_ANNOTATION
     if scored and end > psg_duration_s + epoch_seconds:
-      raise errors.HypnogramError(source, f"{a.description!r} is scored until {end:g} s but "
-                                  f"the PSG ends at {psg_duration_s:g} s: hypnogram and PSG do "
-                                  "not belong together?")
+      raise errors.HypnogramError(
+          source, f"{a.description!r} is scored until {end:g} s but "
+          f"the PSG ends at {psg_duration_s:g} s: hypnogram and PSG do "
+          "not belong together?")
     cropped += max(0.0, end - max(a.onset, num_epochs * epoch_seconds))
     first, last = int(round(a.onset / epoch_seconds)), int(round(end / epoch_seconds))
     first, last = min(first, num_epochs), min(last, num_epochs)
     if (table[first:last] != _UNSCORED_CODE).any():
-      raise errors.HypnogramError(source, f"annotation {a.description!r} at {a.onset:g} s "
-                                  "overlaps an earlier one")
-    table[first:last] = (stages.STAGE_OF_ANNOTATION[a.description] if scored
-                         else _DROPPED_CODE[a.description])
+      raise errors.HypnogramError(
+          source, f"annotation {a.description!r} at {a.onset:g} s "
+          "overlaps an earlier one")
+    table[first:last] = (stages.STAGE_OF_ANNOTATION[a.description]
+                         if scored else _DROPPED_CODE[a.description])
   return table, cropped
 
 
-def label_epochs(annotations: Sequence, *, psg_duration_s: float, epoch_seconds: float = 30.0,
+def label_epochs(annotations: Sequence,
+                 *,
+                 psg_duration_s: float,
+                 epoch_seconds: float = 30.0,
                  wake_edge_minutes: Optional[float] = 30.0,
                  source: Optional[str] = None) -> EpochLabels:
   """Labels a night's 30 s epochs.
@@ -111,8 +119,9 @@ def label_epochs(annotations: Sequence, *, psg_duration_s: float, epoch_seconds:
   num_epochs = int(psg_duration_s // epoch_seconds)
   table, cropped = _epoch_table(annotations, num_epochs, epoch_seconds, psg_duration_s, source)
   if num_epochs and not (table >= 0).any():
-    raise errors.HypnogramError(source, f"no stage is scored inside the PSG's "
-                                f"{psg_duration_s:g} s: hypnogram and PSG do not fit")
+    raise errors.HypnogramError(
+        source, f"no stage is scored inside the PSG's "
+        f"{psg_duration_s:g} s: hypnogram and PSG do not fit")
   keep = table >= 0
   trimmed = np.zeros(num_epochs, bool)
   if wake_edge_minutes is not None:
@@ -126,6 +135,10 @@ def label_epochs(annotations: Sequence, *, psg_duration_s: float, epoch_seconds:
   dropped = {reason: int(np.sum(table == code)) for code, reason in _REASON_OF_CODE.items()}
   dropped[WAKE_TRIMMED] = int(trimmed.sum())
   indices = np.flatnonzero(keep).astype(np.int64)
-  return EpochLabels(labels=table[indices], epoch_indices=indices,
-                     dropped={k: v for k, v in sorted(dropped.items()) if v},
-                     num_psg_epochs=num_epochs, cropped_seconds=cropped)
+  return EpochLabels(labels=table[indices],
+                     epoch_indices=indices,
+                     dropped={
+                         k: v for k, v in sorted(dropped.items()) if v
+                     },
+                     num_psg_epochs=num_epochs,
+                     cropped_seconds=cropped)

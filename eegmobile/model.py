@@ -64,10 +64,12 @@ class ColorMap(keras.layers.Layer):
 
 
 def _backbone(config: ModelConfig, weights: Optional[str]) -> keras.Model:
-  kwargs = dict(input_shape=(config.image_size, config.image_size, 3), include_top=False,
+  kwargs = dict(input_shape=(config.image_size, config.image_size, 3),
+                include_top=False,
                 include_preprocessing=True)
   if config.input_colormap:
-    indices = keras.Input((config.image_size, config.image_size), dtype="uint8",
+    indices = keras.Input((config.image_size, config.image_size),
+                          dtype="uint8",
                           name="colormap_indices")
     kwargs["input_tensor"] = ColorMap(config.input_colormap, name="colormap")(indices)
   if weights == "imagenet":
@@ -112,7 +114,9 @@ def build_model(config: ModelConfig = ModelConfig(), *,
   x = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
   x = keras.layers.Dense(config.head_units, activation="relu", name="head_dense")(x)
   # float32 output even under mixed precision: a float16 softmax loses small probabilities.
-  out = keras.layers.Dense(config.num_classes, activation="softmax", dtype="float32",
+  out = keras.layers.Dense(config.num_classes,
+                           activation="softmax",
+                           dtype="float32",
                            name="head_softmax")(x)
   return keras.Model(backbone.inputs[0], out, name="eegmobile")
 

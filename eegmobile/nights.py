@@ -37,8 +37,7 @@ def sha256_of(path: str, chunk_bytes: int = 1 << 22) -> str:
   return digest.hexdigest()
 
 
-def cut_epochs(signal: np.ndarray, epoch_indices: np.ndarray,
-               samples_per_epoch: int) -> np.ndarray:
+def cut_epochs(signal: np.ndarray, epoch_indices: np.ndarray, samples_per_epoch: int) -> np.ndarray:
   """Rows of `signal` for the given epoch indices: (len(epoch_indices), samples_per_epoch).
 
   Raises:
@@ -72,17 +71,22 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
     errors.RecordingError: the recording cannot be used (the message names the file).
   """
   annotations = edf_reader.read_annotations(recording.hypnogram_path)
-  channel = edf_reader.read_channel(recording.psg_path, config.epochs.channel,
+  channel = edf_reader.read_channel(recording.psg_path,
+                                    config.epochs.channel,
                                     target_fs=config.epochs.target_fs)
-  labelled = hypnogram.label_epochs(annotations, psg_duration_s=channel.duration_s,
+  labelled = hypnogram.label_epochs(annotations,
+                                    psg_duration_s=channel.duration_s,
                                     epoch_seconds=config.epochs.epoch_seconds,
                                     wake_edge_minutes=config.epochs.wake_edge_minutes,
                                     source=recording.hypnogram_path)
   epochs = cut_epochs(channel.signal, labelled.epoch_indices, config.epochs.samples_per_epoch)
   images = spectrogram.spectrogram_images(epochs, config.spectrogram)
   examples = [
-      schema.encode_example(image=image, label=int(label), subject=recording.subject_id,
-                            night=recording.night, epoch_index=int(index),
+      schema.encode_example(image=image,
+                            label=int(label),
+                            subject=recording.subject_id,
+                            night=recording.night,
+                            epoch_index=int(index),
                             onset_seconds=float(index * config.epochs.epoch_seconds),
                             record=recording.record)
       for image, label, index in zip(images, labelled.labels, labelled.epoch_indices)
@@ -96,11 +100,19 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
       "dropped": dict(sorted(collections.Counter(labelled.dropped).items())),
       "cropped_hypnogram_seconds": float(labelled.cropped_seconds),
       "duration_s": float(channel.duration_s),
-      "channel": {"label": channel.label, "unit": channel.unit,
-                  "original_fs": float(channel.original_fs), "fs": float(channel.fs)},
-      "psg": {"file": os.path.basename(recording.psg_path),
-              "sha256": sha256_of(recording.psg_path)},
-      "hypnogram": {"file": os.path.basename(recording.hypnogram_path),
-                    "sha256": sha256_of(recording.hypnogram_path)},
+      "channel": {
+          "label": channel.label,
+          "unit": channel.unit,
+          "original_fs": float(channel.original_fs),
+          "fs": float(channel.fs)
+      },
+      "psg": {
+          "file": os.path.basename(recording.psg_path),
+          "sha256": sha256_of(recording.psg_path)
+      },
+      "hypnogram": {
+          "file": os.path.basename(recording.hypnogram_path),
+          "sha256": sha256_of(recording.hypnogram_path)
+      },
   }
   return Night(examples=examples, summary=summary)

@@ -65,8 +65,11 @@ def parse_name(filename: str) -> Optional[FileName]:
   m = _NAME.match(os.path.basename(filename))
   if not m:
     return None
-  return FileName(study=m["study"], subject=int(m["subject"]), night=int(m["night"]),
-                  kind=m["kind"], key=os.path.basename(filename)[:7])
+  return FileName(study=m["study"],
+                  subject=int(m["subject"]),
+                  night=int(m["night"]),
+                  kind=m["kind"],
+                  key=os.path.basename(filename)[:7])
 
 
 def in_subset(name: FileName, subset: str) -> bool:
@@ -81,8 +84,8 @@ def in_subset(name: FileName, subset: str) -> bool:
   return (study is None or name.study == study) and wanted(name.subject)
 
 
-def pair_files(paths: Iterable[str], subset: str
-               ) -> tuple[list[Recording], list[errors.PairingError]]:
+def pair_files(paths: Iterable[str],
+               subset: str) -> tuple[list[Recording], list[errors.PairingError]]:
   """Pairs PSG and hypnogram files of a subset.
 
   Args:
@@ -103,26 +106,35 @@ def pair_files(paths: Iterable[str], subset: str
   for key in sorted(by_key):
     psgs, hypnograms = sorted(by_key[key]["PSG"]), sorted(by_key[key]["Hypnogram"])
     if not psgs:
-      problems.append(errors.PairingError(hypnograms[0], "hypnogram without a PSG "
-                                          f"(expected a file named {key}0-PSG.edf beside it)"))
+      problems.append(
+          errors.PairingError(
+              hypnograms[0], "hypnogram without a PSG "
+              f"(expected a file named {key}0-PSG.edf beside it)"))
       continue
     if not hypnograms:
-      problems.append(errors.PairingError(psgs[0], "PSG without a hypnogram "
-                                          f"(expected a file named {key}?-Hypnogram.edf)"))
+      problems.append(
+          errors.PairingError(
+              psgs[0], "PSG without a hypnogram "
+              f"(expected a file named {key}?-Hypnogram.edf)"))
       continue
     if len(psgs) > 1 or len(hypnograms) > 1:
-      problems.append(errors.PairingError(psgs[0], "ambiguous pairing: " +
-                                          ", ".join(psgs + hypnograms)))
+      problems.append(
+          errors.PairingError(psgs[0], "ambiguous pairing: " + ", ".join(psgs + hypnograms)))
       continue
     name = parse_name(psgs[0])
-    recordings.append(Recording(record=name.record, subject_id=name.subject_id,
-                                subject=name.subject, night=name.night, study=name.study,
-                                psg_path=psgs[0], hypnogram_path=hypnograms[0]))
+    recordings.append(
+        Recording(record=name.record,
+                  subject_id=name.subject_id,
+                  subject=name.subject,
+                  night=name.night,
+                  study=name.study,
+                  psg_path=psgs[0],
+                  hypnogram_path=hypnograms[0]))
   return recordings, problems
 
 
-def find_recordings(data_dir: str, subset: str
-                    ) -> tuple[list[Recording], list[errors.PairingError]]:
+def find_recordings(data_dir: str,
+                    subset: str) -> tuple[list[Recording], list[errors.PairingError]]:
   """Finds the recordings of a subset anywhere below data_dir (see `pair_files`).
 
   Raises:

@@ -41,8 +41,8 @@ _CHUNK = 4
 
 def window(config: SpectrogramConfig) -> np.ndarray:
   """The STFT window as scipy.signal.spectrogram builds it."""
-  spec = (config.window, config.window_param) if config.window in _PARAMETRIC_WINDOWS else (
-      config.window)
+  spec = (config.window,
+          config.window_param) if config.window in _PARAMETRIC_WINDOWS else (config.window)
   return scipy.signal.get_window(spec, config.nperseg)
 
 
@@ -59,21 +59,21 @@ def _stft_matrices(config: SpectrogramConfig) -> tuple[np.ndarray, np.ndarray]:
   """(n_freq, nperseg) float32 real and imaginary STFT matrices, density scale folded in."""
   win = window(config)
   n_freq = num_frequencies(config)
-  dft = np.exp(-2j * np.pi * np.outer(np.arange(n_freq), np.arange(config.nperseg)) /
-               config.nfft)
+  dft = np.exp(-2j * np.pi * np.outer(np.arange(n_freq), np.arange(config.nperseg)) / config.nfft)
   matrix = dft * win[None, :]
   scale = np.full(n_freq, 1.0 / (config.fs * np.sum(win * win)))
   scale[1:-1 if config.nfft % 2 == 0 else None] *= 2  # one-sided: fold negative freqs
   matrix *= np.sqrt(scale)[:, None]  # |sqrt(s) X|^2 = s |X|^2
-  return (np.ascontiguousarray(matrix.real, np.float32),
-          np.ascontiguousarray(matrix.imag, np.float32))
+  return (np.ascontiguousarray(matrix.real,
+                               np.float32), np.ascontiguousarray(matrix.imag, np.float32))
 
 
 def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
   """(nperseg, n * n_segments) float32: every detrended STFT segment as a column."""
   step = config.nperseg - config.noverlap
-  segments = np.lib.stride_tricks.sliding_window_view(
-      np.asarray(epochs, np.float32), config.nperseg, axis=1)[:, ::step]
+  segments = np.lib.stride_tricks.sliding_window_view(np.asarray(epochs, np.float32),
+                                                      config.nperseg,
+                                                      axis=1)[:, ::step]
   segments = segments.reshape(-1, config.nperseg)
   # detrend="constant", done explicitly rather than folded into the matrix: exact for a
   # flat segment and free of float32 cancellation when the signal has a DC offset.
@@ -133,7 +133,8 @@ def resize_matrix(in_size: int, out_size: int):
   import scipy.sparse  # pylint: disable=g-import-not-at-top
   idx, w = resize_taps(in_size, out_size)
   rows = np.repeat(np.arange(out_size), idx.shape[1])
-  return scipy.sparse.csr_matrix((w.ravel(), (rows, idx.ravel())), shape=(out_size, in_size),
+  return scipy.sparse.csr_matrix((w.ravel(), (rows, idx.ravel())),
+                                 shape=(out_size, in_size),
                                  dtype=np.float32)
 
 
@@ -192,8 +193,11 @@ def spectrogram_images(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndar
   return out
 
 
-def reference_images(epochs: np.ndarray, config: SpectrogramConfig, *,
-                     colormap: str = "viridis", png_dir: Optional[str] = None,
+def reference_images(epochs: np.ndarray,
+                     config: SpectrogramConfig,
+                     *,
+                     colormap: str = "viridis",
+                     png_dir: Optional[str] = None,
                      dpi: int = 100) -> np.ndarray:
   """The paper's method: scipy spectrogram, pyplot plot, save PNG, read it back, resize.
 
@@ -222,18 +226,27 @@ def reference_images(epochs: np.ndarray, config: SpectrogramConfig, *,
   with tempfile.TemporaryDirectory(dir=png_dir) as directory:
     paths = []
     for i, epoch in enumerate(np.asarray(epochs, np.float64)):
-      f, t, sxx = scipy.signal.spectrogram(epoch, fs=config.fs, window=window(config),
-                                           nperseg=config.nperseg, noverlap=config.noverlap,
+      f, t, sxx = scipy.signal.spectrogram(epoch,
+                                           fs=config.fs,
+                                           window=window(config),
+                                           nperseg=config.nperseg,
+                                           noverlap=config.noverlap,
                                            nfft=config.nfft)
       plt.figure(dpi=dpi)
-      plt.pcolormesh(t, f, 10 * np.log10(sxx + config.power_floor), shading="nearest",
+      plt.pcolormesh(t,
+                     f,
+                     10 * np.log10(sxx + config.power_floor),
+                     shading="nearest",
                      cmap=colormap)
       plt.axis("off")
       paths.append(os.path.join(directory, f"epoch{i:06d}.png"))
       plt.savefig(paths[-1], bbox_inches="tight", pad_inches=0)
       plt.close()
-    out = [np.asarray(Image.open(p).convert("RGB").resize(
-        (config.image_width, config.image_height), Image.BILINEAR)) for p in paths]
+    out = [
+        np.asarray(
+            Image.open(p).convert("RGB").resize((config.image_width, config.image_height),
+                                                Image.BILINEAR)) for p in paths
+    ]
   return np.stack(out)
 
 
@@ -245,8 +258,10 @@ def colorize(indices: np.ndarray, lut: np.ndarray) -> np.ndarray:
   return (np.asarray(lut)[indices] * 255.0).astype(np.uint8)
 
 
-def compare_to_reference(fast_rgb: np.ndarray, reference_rgb: np.ndarray,
-                         *, tolerance: Optional[int] = 16) -> dict:
+def compare_to_reference(fast_rgb: np.ndarray,
+                         reference_rgb: np.ndarray,
+                         *,
+                         tolerance: Optional[int] = 16) -> dict:
   """How closely two RGB image stacks agree: MAE, PSNR and the share of close pixels.
 
   Returns:
@@ -255,6 +270,8 @@ def compare_to_reference(fast_rgb: np.ndarray, reference_rgb: np.ndarray,
   """
   diff = fast_rgb.astype(np.float64) - reference_rgb.astype(np.float64)
   mse = float(np.mean(diff * diff))
-  return {"mae": float(np.mean(np.abs(diff))),
-          "psnr_db": float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse),
-          "within_tolerance": float(np.mean(np.all(np.abs(diff) <= tolerance, axis=-1)))}
+  return {
+      "mae": float(np.mean(np.abs(diff))),
+      "psnr_db": float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse),
+      "within_tolerance": float(np.mean(np.all(np.abs(diff) <= tolerance, axis=-1)))
+  }

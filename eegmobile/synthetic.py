@@ -32,8 +32,14 @@ from eegmobile import stages
 FS = 100
 EPOCH = 30
 # stage -> (band name -> rms amplitude in uV) for continuous rhythms; row -1 = unscored.
-_BANDS = {"delta": (0.5, 2.0), "theta": (4.0, 7.0), "alpha": (8.0, 12.0),
-          "spindle": (11.0, 16.0), "beta": (15.0, 30.0), "sawtooth": (2.0, 6.0)}
+_BANDS = {
+    "delta": (0.5, 2.0),
+    "theta": (4.0, 7.0),
+    "alpha": (8.0, 12.0),
+    "spindle": (11.0, 16.0),
+    "beta": (15.0, 30.0),
+    "sawtooth": (2.0, 6.0)
+}
 _RMS = {  # W, N1, N2, N3, REM, unscored
     "delta": (4, 6, 10, 45, 5, 4),
     "theta": (4, 12, 10, 8, 9, 4),
@@ -66,9 +72,9 @@ def _bursts(rng: np.random.Generator, epochs: np.ndarray, per_epoch: float,
   gate = np.zeros(n)
   count = rng.poisson(per_epoch, size=len(epochs))
   starts = np.repeat(epochs, count) * EPOCH * FS + rng.integers(0, (EPOCH - 2) * FS,
-                                                                 size=count.sum())
-  for start, length in zip(starts, rng.integers(int(seconds[0] * FS), int(seconds[1] * FS),
-                                                size=count.sum())):
+                                                                size=count.sum())
+  for start, length in zip(
+      starts, rng.integers(int(seconds[0] * FS), int(seconds[1] * FS), size=count.sum())):
     gate[start:start + length] = np.maximum(gate[start:start + length],
                                             np.hanning(length)[:n - start])
   return gate
@@ -77,12 +83,12 @@ def _bursts(rng: np.random.Generator, epochs: np.ndarray, per_epoch: float,
 def _k_complexes(rng: np.random.Generator, epochs: np.ndarray, n: int) -> np.ndarray:
   """Large biphasic waves (~1 s: a sharp negative then a slower positive deflection)."""
   t = np.arange(FS) / FS
-  wave = -np.sin(np.pi * t / 0.35) * (t < 0.35) + 0.6 * np.sin(np.pi * (t - 0.35) / 0.65) * (
-      t >= 0.35)
+  wave = -np.sin(np.pi * t / 0.35) * (t < 0.35) + 0.6 * np.sin(np.pi *
+                                                               (t - 0.35) / 0.65) * (t >= 0.35)
   out = np.zeros(n)
   count = rng.poisson(1.2, size=len(epochs))
   starts = np.repeat(epochs, count) * EPOCH * FS + rng.integers(0, (EPOCH - 1) * FS,
-                                                                 size=count.sum())
+                                                                size=count.sum())
   for start, amplitude in zip(starts, rng.uniform(60, 110, size=count.sum())):
     out[start:start + FS] += amplitude * wave
   return out
@@ -120,8 +126,7 @@ def _other_channels(stage_per_epoch: np.ndarray, fpz: np.ndarray, seed: int) -> 
                   (0.3, 1.0), n) * rng.choice([-1, 1], size=n) * 150
   eog = np.clip(30 * _pink(rng, n) + scipy.signal.lfilter([0.2], [1, -0.8], moves), -1000, 1000)
   t = np.arange(n_slow)
-  resp = 800 * np.sin(2 * np.pi * 0.25 * t + rng.uniform(0, 6)) + 50 * rng.standard_normal(
-      n_slow)
+  resp = 800 * np.sin(2 * np.pi * 0.25 * t + rng.uniform(0, 6)) + 50 * rng.standard_normal(n_slow)
   emg_level = np.take((3.0, 2.0, 1.5, 1.2, 0.4, 2.0), rows)
   emg = np.clip(np.repeat(emg_level, EPOCH) + 0.2 * rng.standard_normal(n_slow), -5, 5)
   temp = 36.8 - 0.4 * np.sin(np.pi * t / max(n_slow, 1)) + 0.01 * rng.standard_normal(n_slow)
@@ -130,22 +135,32 @@ def _other_channels(stage_per_epoch: np.ndarray, fpz: np.ndarray, seed: int) -> 
 
 def stage_per_epoch(annotations: Sequence, num_epochs: int) -> np.ndarray:
   """Stage index per epoch from annotations (-1 where unscored, '?' or movement)."""
-  labelled = hypnogram.label_epochs(annotations, psg_duration_s=num_epochs * EPOCH,
+  labelled = hypnogram.label_epochs(annotations,
+                                    psg_duration_s=num_epochs * EPOCH,
                                     wake_edge_minutes=None)
   out = np.full(num_epochs, -1, np.int64)
   out[labelled.epoch_indices] = labelled.labels
   return out
 
 
-def write_psg(path: str, stage_per_epoch_: np.ndarray, *, seed: int,
-              patient: str = "X X X X", recording: str = "Startdate X X X X",
-              startdate: str = "01.01.85", starttime: str = "00.00.00") -> None:
+def write_psg(path: str,
+              stage_per_epoch_: np.ndarray,
+              *,
+              seed: int,
+              patient: str = "X X X X",
+              recording: str = "Startdate X X X X",
+              startdate: str = "01.01.85",
+              starttime: str = "00.00.00") -> None:
   """Writes a synthetic PSG (Sleep-EDF SC layout) following the per-epoch stages."""
   fpz = eeg(stage_per_epoch_, seed)
-  edf_writer.write_edf(path, edf_writer.SLEEP_EDF_SC_LAYOUT,
+  edf_writer.write_edf(path,
+                       edf_writer.SLEEP_EDF_SC_LAYOUT,
                        [fpz] + _other_channels(stage_per_epoch_, fpz, seed),
-                       record_duration=edf_writer.SLEEP_EDF_RECORD_SECONDS, patient=patient,
-                       recording=recording, startdate=startdate, starttime=starttime)
+                       record_duration=edf_writer.SLEEP_EDF_RECORD_SECONDS,
+                       patient=patient,
+                       recording=recording,
+                       startdate=startdate,
+                       starttime=starttime)
 
 
 def synthetic_hypnogram(seed: int, hours: float = 8.0) -> list:
@@ -176,7 +191,9 @@ def synthetic_hypnogram(seed: int, hours: float = 8.0) -> list:
   return out
 
 
-def synthesize_for_hypnograms(hypnogram_paths: Sequence[str], output_dir: str, *,
+def synthesize_for_hypnograms(hypnogram_paths: Sequence[str],
+                              output_dir: str,
+                              *,
                               seed: int = 0) -> list[str]:
   """Writes a matching-length synthetic PSG beside a copy of each real hypnogram.
 
@@ -200,9 +217,12 @@ def synthesize_for_hypnograms(hypnogram_paths: Sequence[str], output_dir: str, *
     num_epochs = int(hypnogram.scored_duration(annotations) // EPOCH)
     header = edf_reader.read_header(path)
     psg = os.path.join(folder, f"{name.record}-PSG.edf")
-    write_psg(psg, stage_per_epoch(annotations, num_epochs),
-              seed=seed * 100003 + name.subject * 10 + name.night, patient=header.patient,
-              recording=header.recording, startdate=header.startdate,
+    write_psg(psg,
+              stage_per_epoch(annotations, num_epochs),
+              seed=seed * 100003 + name.subject * 10 + name.night,
+              patient=header.patient,
+              recording=header.recording,
+              startdate=header.startdate,
               starttime=header.starttime)
     shutil.copyfile(path, os.path.join(folder, os.path.basename(path)))
     written.append(psg)
@@ -211,8 +231,11 @@ def synthesize_for_hypnograms(hypnogram_paths: Sequence[str], output_dir: str, *
   return written
 
 
-def make_demo_dataset(output_dir: str, *, subjects: Sequence[int] = (0, 1, 2, 3),
-                      nights: Sequence[int] = (1, 2), hours: float = 4.0,
+def make_demo_dataset(output_dir: str,
+                      *,
+                      subjects: Sequence[int] = (0, 1, 2, 3),
+                      nights: Sequence[int] = (1, 2),
+                      hours: float = 4.0,
                       seed: int = 0) -> list[str]:
   """Writes a small Sleep-EDF-shaped demo set (synthetic hypnograms and PSGs).
 
@@ -236,4 +259,3 @@ def make_demo_dataset(output_dir: str, *, subjects: Sequence[int] = (0, 1, 2, 3)
       written.append(psg)
   logging.info("demo set: %d synthetic nights in %s", len(written), folder)
   return written
-

@@ -9,7 +9,8 @@ from tfrecords import colormaps
 def test_viridis_literal_equals_matplotlibs():
   matplotlib = pytest.importorskip("matplotlib")
   np.testing.assert_allclose(colormaps.lookup_table("viridis"),
-                             np.asarray(matplotlib.colormaps["viridis"].colors), atol=1e-7)
+                             np.asarray(matplotlib.colormaps["viridis"].colors),
+                             atol=1e-7)
 
 
 def test_grey_is_a_linear_ramp():

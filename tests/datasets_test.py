@@ -14,7 +14,9 @@ from tfrecords import datasets
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp("build"))
-  fakes.make_fake_build(directory, subjects=("SC00", "SC01", "SC02"), epochs_per_night=20,
+  fakes.make_fake_build(directory,
+                        subjects=("SC00", "SC01", "SC02"),
+                        epochs_per_night=20,
                         image_size=16)
   return directory
 
@@ -24,8 +26,7 @@ def _all(ds):
 
 
 def test_shapes_dtypes_and_range(build):
-  images, labels = next(iter(datasets.make_dataset(build, ["SC00"], training=True,
-                                                   batch_size=8)))
+  images, labels = next(iter(datasets.make_dataset(build, ["SC00"], training=True, batch_size=8)))
   assert images.shape == (8, 16, 16, 3) and images.dtype == tf.float32
   assert labels.shape == (8,) and labels.dtype == tf.int32
   assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 255.0
@@ -43,8 +44,11 @@ def test_colour_map_eagerly_and_inside_tf_data():
 
 
 def test_evaluation_order_and_metadata_follow_the_files(build):
-  batches = _all(datasets.make_dataset(build, ["SC01", "SC00"], training=False,
-                                       batch_size=7, with_metadata=True))
+  batches = _all(
+      datasets.make_dataset(build, ["SC01", "SC00"],
+                            training=False,
+                            batch_size=7,
+                            with_metadata=True))
   subjects = [s for _, _, m in batches for s in m["subject"]]
   nights = [n for _, _, m in batches for n in m["night"]]
   epochs = [e for _, _, m in batches for e in m["epoch_index"]]
@@ -54,17 +58,24 @@ def test_evaluation_order_and_metadata_follow_the_files(build):
   assert nights == ([1] * 20 + [2] * 20) * 2
   assert epochs == list(range(20)) * 4
   np.testing.assert_array_equal(labels, np.arange(80) % 20 % 5)
-  again = _all(datasets.make_dataset(build, ["SC01", "SC00"], training=False, batch_size=7,
-                                     with_metadata=True))
+  again = _all(
+      datasets.make_dataset(build, ["SC01", "SC00"],
+                            training=False,
+                            batch_size=7,
+                            with_metadata=True))
   np.testing.assert_array_equal(np.concatenate([l for _, l, _ in again]), labels)
 
 
 def test_training_shuffles_each_epoch_but_keeps_the_examples(build):
-  ds = datasets.make_dataset(build, ["SC00", "SC01"], training=True, batch_size=10,
+  ds = datasets.make_dataset(build, ["SC00", "SC01"],
+                             training=True,
+                             batch_size=10,
                              with_metadata=True)
-  first = [(bytes(s), int(e), int(n)) for _, _, m in _all(ds)
+  first = [(bytes(s), int(e), int(n))
+           for _, _, m in _all(ds)
            for s, e, n in zip(m["subject"], m["epoch_index"], m["night"])]
-  second = [(bytes(s), int(e), int(n)) for _, _, m in _all(ds)
+  second = [(bytes(s), int(e), int(n))
+            for _, _, m in _all(ds)
             for s, e, n in zip(m["subject"], m["epoch_index"], m["night"])]
   assert collections.Counter(first) == collections.Counter(second)
   assert len(first) == 80 and first != second
@@ -89,10 +100,13 @@ def test_cache_modes_give_the_same_examples(build, tmp_path, cache):
 
 
 def test_gzip_build(tmp_path):
-  fakes.make_fake_build(str(tmp_path), subjects=("SC00",), epochs_per_night=5, image_size=8,
+  fakes.make_fake_build(str(tmp_path),
+                        subjects=("SC00",),
+                        epochs_per_night=5,
+                        image_size=8,
                         compression="GZIP")
-  images, labels = next(iter(datasets.make_dataset(str(tmp_path), ["SC00"], training=False,
-                                                   batch_size=10)))
+  images, labels = next(
+      iter(datasets.make_dataset(str(tmp_path), ["SC00"], training=False, batch_size=10)))
   assert images.shape == (10, 8, 8, 3) and labels.numpy().tolist() == [0, 1, 2, 3, 4] * 2
 
 
@@ -109,8 +123,8 @@ def test_unknown_subject_and_incomplete_build(build, tmp_path):
 
 
 def test_indices_for_a_colour_map_on_the_device(build):
-  images, labels = next(iter(datasets.make_dataset(build, ["SC00"], training=False,
-                                                   batch_size=5, color=None)))
+  images, labels = next(
+      iter(datasets.make_dataset(build, ["SC00"], training=False, batch_size=5, color=None)))
   assert images.shape == (5, 16, 16) and images.dtype == tf.uint8
   rgb, _ = next(iter(datasets.make_dataset(build, ["SC00"], training=False, batch_size=5)))
   np.testing.assert_allclose(datasets.colorize(images).numpy(), rgb.numpy())

@@ -46,17 +46,19 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
 def server(tmp_path):
   root = tmp_path / "physionet"
   (root / "sleep-cassette").mkdir(parents=True)
-  files = {"sleep-cassette/SC4001E0-PSG.edf": os.urandom(300_000),
-           "sleep-cassette/SC4001EC-Hypnogram.edf": os.urandom(5_000),
-           "sleep-cassette/SC4201E0-PSG.edf": os.urandom(100)}  # not in sleep-edf-20
+  files = {
+      "sleep-cassette/SC4001E0-PSG.edf": os.urandom(300_000),
+      "sleep-cassette/SC4001EC-Hypnogram.edf": os.urandom(5_000),
+      "sleep-cassette/SC4201E0-PSG.edf": os.urandom(100)
+  }  # not in sleep-edf-20
   lines = []
   for name, data in files.items():
     (root / name).write_bytes(data)
     lines.append(f"{hashlib.sha256(data).hexdigest()} {name}")
   (root / download.CHECKSUMS).write_text("\n".join(lines) + "\n")
   _RangeHandler.sent, _RangeHandler.ignore_range = [], False
-  httpd = http.server.ThreadingHTTPServer(
-      ("127.0.0.1", 0), functools.partial(_RangeHandler, directory=str(root)))
+  httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(_RangeHandler, directory=str(root)))
   thread = threading.Thread(target=httpd.serve_forever, daemon=True)
   thread.start()
   yield f"http://127.0.0.1:{httpd.server_address[1]}/", root, files
@@ -69,7 +71,8 @@ def test_downloads_and_verifies_the_subset(server, tmp_path):
   cache = tmp_path / "cache"
   paths = download.download_subset("sleep-edf-20", str(cache), base_url=url)
   assert sorted(os.path.relpath(p, cache) for p in paths) == [
-      "sleep-cassette/SC4001E0-PSG.edf", "sleep-cassette/SC4001EC-Hypnogram.edf"]
+      "sleep-cassette/SC4001E0-PSG.edf", "sleep-cassette/SC4001EC-Hypnogram.edf"
+  ]
   for p in paths:
     assert open(p, "rb").read() == files[os.path.relpath(p, cache)]
   _RangeHandler.sent.clear()
@@ -115,8 +118,7 @@ def test_missing_file_and_unreachable_server(server, tmp_path):
   with pytest.raises(download.DownloadError, match="SC4001E0-PSG.edf: cannot download"):
     download.download_subset("sleep-edf-20", str(tmp_path / "c"), base_url=url)
   with pytest.raises(download.DownloadError, match="Offline"):
-    download.download_subset("sleep-edf-20", str(tmp_path / "c"),
-                             base_url="http://127.0.0.1:9/")
+    download.download_subset("sleep-edf-20", str(tmp_path / "c"), base_url="http://127.0.0.1:9/")
 
 
 def test_subset_selection_from_physionets_real_checksum_list():

@@ -4,17 +4,33 @@ import numpy as np
 import pyedflib
 
 
-def write_psg(path, *, seconds=300, fs=100, channels=("EEG Fpz-Cz", "EEG Pz-Oz"),
-              unit="uV", signal=None, seed=0, physical_range=200.0):
+def write_psg(path,
+              *,
+              seconds=300,
+              fs=100,
+              channels=("EEG Fpz-Cz", "EEG Pz-Oz"),
+              unit="uV",
+              signal=None,
+              seed=0,
+              physical_range=200.0):
   """A PSG with the given channels; returns the physical signal of the first channel."""
   rng = np.random.default_rng(seed)
   n = int(seconds * fs)
-  data = [rng.normal(0, 20, n) if signal is None or i else np.asarray(signal, float)
-          for i in range(len(channels))]
-  headers = [{"label": label, "dimension": unit, "sample_frequency": fs,
-              "physical_min": -physical_range, "physical_max": physical_range,
-              "digital_min": -32768, "digital_max": 32767, "transducer": "", "prefilter": ""}
-             for label in channels]
+  data = [
+      rng.normal(0, 20, n) if signal is None or i else np.asarray(signal, float)
+      for i in range(len(channels))
+  ]
+  headers = [{
+      "label": label,
+      "dimension": unit,
+      "sample_frequency": fs,
+      "physical_min": -physical_range,
+      "physical_max": physical_range,
+      "digital_min": -32768,
+      "digital_max": 32767,
+      "transducer": "",
+      "prefilter": ""
+  } for label in channels]
   with pyedflib.EdfWriter(str(path), len(channels), file_type=pyedflib.FILETYPE_EDF) as w:
     w.setSignalHeaders(headers)
     w.writeSamples(data)

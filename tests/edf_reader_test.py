@@ -34,7 +34,8 @@ def test_channel_aliases(tmp_path, alias):
 def test_missing_channel_lists_what_the_file_has(tmp_path):
   path = tmp_path / "a.edf"
   edf_files.write_psg(path, seconds=10, channels=("EEG Pz-Oz", "EOG horizontal"))
-  with pytest.raises(errors.ChannelError, match=r"a.edf: no channel 'EEG Fpz-Cz'; the file "
+  with pytest.raises(errors.ChannelError,
+                     match=r"a.edf: no channel 'EEG Fpz-Cz'; the file "
                      r"has 'EEG Pz-Oz', 'EOG horizontal'"):
     edf_reader.read_channel(str(path))
 
@@ -65,7 +66,8 @@ def test_truncated_file_says_how_many_records_are_missing(tmp_path):
   path = tmp_path / "cut.edf"
   edf_files.write_psg(path, seconds=60)
   os.truncate(path, os.path.getsize(path) - 1000)
-  with pytest.raises(errors.EdfFormatError, match=r"cut.edf: truncated: the header promises "
+  with pytest.raises(errors.EdfFormatError,
+                     match=r"cut.edf: truncated: the header promises "
                      r"60 data records of 400 bytes, the file holds 57"):
     edf_reader.read_channel(str(path))
 
@@ -123,6 +125,7 @@ def test_own_parser_is_used_when_pyedflib_refuses(monkeypatch, tmp_path):
 
   def refuse(*args, **kwargs):
     raise OSError("the file is not EDF(+) or BDF(+) compliant")
+
   monkeypatch.setattr(pyedflib, "EdfReader", refuse)
   channel = edf_reader.read_channel(str(path))
   np.testing.assert_allclose(channel.signal, written, atol=400 / 65535)
@@ -133,14 +136,15 @@ def test_real_excerpt_both_paths_agree():
     pytest.skip("../shared/sleep-edf not present")
   header = edf_reader.read_header(EXCERPT)
   assert [s.label for s in header.signals] == [
-      "EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "Resp oro-nasal", "EMG submental",
-      "Temp rectal", "Event marker"]
+      "EEG Fpz-Cz", "EEG Pz-Oz", "EOG horizontal", "Resp oro-nasal", "EMG submental", "Temp rectal",
+      "Event marker"
+  ]
   assert (header.num_records, header.record_duration) == (10, 30.0)
   channel = edf_reader.read_channel(EXCERPT)
   assert channel.signal.shape == (30000,) and channel.unit == "uV"
   s = header.signals[0]
-  own = ((edf_reader._read_digital(header, 0) - s.digital_min) *
-         (s.physical_max - s.physical_min) / (s.digital_max - s.digital_min) + s.physical_min)
+  own = ((edf_reader._read_digital(header, 0) - s.digital_min) * (s.physical_max - s.physical_min) /
+         (s.digital_max - s.digital_min) + s.physical_min)
   np.testing.assert_allclose(channel.signal, own, atol=1e-4)
 
 

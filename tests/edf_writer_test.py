@@ -14,8 +14,10 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-ed
 
 def _night(seconds, seed=0):
   rng = np.random.default_rng(seed)
-  return [rng.uniform(s.physical_min, s.physical_max, int(seconds * s.samples_per_record / 30))
-          for s in edf_writer.SLEEP_EDF_SC_LAYOUT]
+  return [
+      rng.uniform(s.physical_min, s.physical_max, int(seconds * s.samples_per_record / 30))
+      for s in edf_writer.SLEEP_EDF_SC_LAYOUT
+  ]
 
 
 def test_pyedflib_reads_back_what_we_write(tmp_path):
@@ -37,9 +39,14 @@ def test_layout_equals_the_real_excerpts_header(tmp_path):
     pytest.skip("../shared/sleep-edf not present")
   real = edf_reader.read_header(excerpt)
   path = str(tmp_path / "ours.edf")
-  edf_writer.write_edf(path, edf_writer.SLEEP_EDF_SC_LAYOUT, _night(300), record_duration=30,
-                       patient=real.patient, recording=real.recording,
-                       startdate=real.startdate, starttime=real.starttime)
+  edf_writer.write_edf(path,
+                       edf_writer.SLEEP_EDF_SC_LAYOUT,
+                       _night(300),
+                       record_duration=30,
+                       patient=real.patient,
+                       recording=real.recording,
+                       startdate=real.startdate,
+                       starttime=real.starttime)
   ours = edf_reader.read_header(path)
   for a, b in zip(ours.signals, real.signals):
     assert a == b
@@ -54,8 +61,11 @@ def test_hypnogram_round_trip_with_a_real_one(tmp_path):
   annotations = edf_reader.read_annotations(real)
   header = edf_reader.read_header(real)
   path = str(tmp_path / "SC4001EC-Hypnogram.edf")
-  edf_writer.write_hypnogram(path, annotations, patient=header.patient,
-                             recording=header.recording, startdate=header.startdate,
+  edf_writer.write_hypnogram(path,
+                             annotations,
+                             patient=header.patient,
+                             recording=header.recording,
+                             startdate=header.startdate,
                              starttime=header.starttime)
   assert edf_reader.read_annotations(path) == annotations
   with pyedflib.EdfReader(path) as reader:
@@ -68,5 +78,7 @@ def test_unequal_signal_lengths_are_refused(tmp_path):
   signals = _night(60)
   signals[3] = signals[3][:-1]
   with pytest.raises(ValueError, match="whole number of records"):
-    edf_writer.write_edf(str(tmp_path / "x.edf"), edf_writer.SLEEP_EDF_SC_LAYOUT, signals,
+    edf_writer.write_edf(str(tmp_path / "x.edf"),
+                         edf_writer.SLEEP_EDF_SC_LAYOUT,
+                         signals,
                          record_duration=30)

@@ -28,10 +28,16 @@ def stage_image(label: int, rng: np.random.Generator, height: int, width: int) -
   return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def make_fake_build(build_dir: str, *, subjects: Sequence[str] = ("SC00", "SC01", "SC02"),
-                    nights: Sequence[int] = (1, 2), epochs_per_night: int = 20,
-                    image_size: int = 32, seed: int = 0, compression: str = "",
-                    subset: str = "sleep-edf-20", shuffle_labels: bool = False) -> dict:
+def make_fake_build(build_dir: str,
+                    *,
+                    subjects: Sequence[str] = ("SC00", "SC01", "SC02"),
+                    nights: Sequence[int] = (1, 2),
+                    epochs_per_night: int = 20,
+                    image_size: int = 32,
+                    seed: int = 0,
+                    compression: str = "",
+                    subset: str = "sleep-edf-20",
+                    shuffle_labels: bool = False) -> dict:
   """Writes a complete build (shards + manifest) and returns its manifest.
 
   The manifest comes from the build's own `make_manifest`, so fakes cannot drift from the
@@ -40,22 +46,33 @@ def make_fake_build(build_dir: str, *, subjects: Sequence[str] = ("SC00", "SC01"
   """
   rng = np.random.default_rng(seed)
   os.makedirs(build_dir, exist_ok=True)
-  cfg = config_lib.BuildConfig(
-      subset=subset, compression=compression,
-      spectrogram=config_lib.SpectrogramConfig(image_height=image_size, image_width=image_size))
+  cfg = config_lib.BuildConfig(subset=subset,
+                               compression=compression,
+                               spectrogram=config_lib.SpectrogramConfig(image_height=image_size,
+                                                                        image_width=image_size))
   examples, summaries = {}, []
   for subject_number, subject_id in enumerate(subjects):
     for night in nights:
       true = np.arange(epochs_per_night) % stages.NUM_STAGES
       stored = rng.permutation(true) if shuffle_labels else true
       record = f"SC4{subject_number:02d}{night}E0"
-      examples[record] = [schema.encode_example(
-          image=stage_image(int(t), rng, image_size, image_size), label=int(s),
-          subject=subject_id, night=night, epoch_index=e, onset_seconds=30.0 * e,
-          record=record) for e, (t, s) in enumerate(zip(true, stored))]
-      summaries.append({"record": record, "subject": subject_id, "night": night,
-                        "num_examples": epochs_per_night,
-                        "class_counts": nights_lib.class_counts(stored), "dropped": {}})
+      examples[record] = [
+          schema.encode_example(image=stage_image(int(t), rng, image_size, image_size),
+                                label=int(s),
+                                subject=subject_id,
+                                night=night,
+                                epoch_index=e,
+                                onset_seconds=30.0 * e,
+                                record=record) for e, (t, s) in enumerate(zip(true, stored))
+      ]
+      summaries.append({
+          "record": record,
+          "subject": subject_id,
+          "night": night,
+          "num_examples": epochs_per_night,
+          "class_counts": nights_lib.class_counts(stored),
+          "dropped": {}
+      })
   manifest = pipeline.make_manifest(cfg, summaries, [], demo=True)
   for night in manifest["recordings"]:
     writer.write_tfrecord(os.path.join(build_dir, night["shard"]), examples[night["record"]],

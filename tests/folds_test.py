@@ -46,9 +46,10 @@ def test_fold_map_is_stable(tmp_path):
   assert json.loads(a.read_text())["fold_of_subject"]["SC07"] == 7
 
 
-@pytest.mark.parametrize("fold, num_folds, message", [
-    (20, 20, r"fold must be in \[0, 20\)"), (-1, 20, "fold must be"),
-    (0, 21, "num_folds <= 20"), (0, 1, "2 <= num_folds")])
+@pytest.mark.parametrize("fold, num_folds, message", [(20, 20, r"fold must be in \[0, 20\)"),
+                                                      (-1, 20, "fold must be"),
+                                                      (0, 21, "num_folds <= 20"),
+                                                      (0, 1, "2 <= num_folds")])
 def test_bad_arguments(fold, num_folds, message):
   with pytest.raises(ValueError, match=message):
     folds.split(SUBJECTS, fold, num_folds)

@@ -15,8 +15,10 @@ A = edf_reader.Annotation
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf")
 
 
-def _night(wake_before=100, sleep=(("Sleep stage 2", 10), ("Sleep stage R", 5)),
-           wake_after=100, tail="Sleep stage ?"):
+def _night(wake_before=100,
+           sleep=(("Sleep stage 2", 10), ("Sleep stage R", 5)),
+           wake_after=100,
+           tail="Sleep stage ?"):
   """Annotations: wake, the given sleep blocks (in epochs), wake, a trailing tail."""
   out, t = [A(0, 30 * wake_before, "Sleep stage W")], 30 * wake_before
   for text, epochs in sleep:
@@ -36,8 +38,8 @@ def test_scored_duration_stops_at_the_trailing_question_mark():
 
 
 def test_mapping_and_wake_trimming():
-  annotations, end = _night(sleep=(("Sleep stage 1", 2), ("Sleep stage 3", 3),
-                                   ("Sleep stage 4", 4), ("Sleep stage R", 1)))
+  annotations, end = _night(sleep=(("Sleep stage 1", 2), ("Sleep stage 3", 3), ("Sleep stage 4", 4),
+                                   ("Sleep stage R", 1)))
   labelled = hypnogram.label_epochs(annotations, psg_duration_s=end)
   # 60 wake epochs (30 min) each side of the 10 sleep epochs
   expected = [stages.W] * 60 + [stages.N1] * 2 + [stages.N3] * 7 + [stages.REM] + [stages.W] * 60
@@ -55,9 +57,13 @@ def test_keep_everything():
 
 
 def test_dropped_epochs_are_counted_by_reason():
-  annotations = [A(0, 300, "Sleep stage W"), A(300, 60, "Movement time"),
-                 A(360, 90, "Sleep stage 2"), A(450, 30, "Sleep stage ?"),
-                 A(510, 60, "Sleep stage W")]  # 480-510 has no annotation
+  annotations = [
+      A(0, 300, "Sleep stage W"),
+      A(300, 60, "Movement time"),
+      A(360, 90, "Sleep stage 2"),
+      A(450, 30, "Sleep stage ?"),
+      A(510, 60, "Sleep stage W")
+  ]  # 480-510 has no annotation
   labelled = hypnogram.label_epochs(annotations, psg_duration_s=570, wake_edge_minutes=None)
   assert labelled.dropped == {"Movement time": 2, "Sleep stage ?": 1, "unscored": 1}
   assert len(labelled.labels) == 19 - 4
@@ -65,8 +71,7 @@ def test_dropped_epochs_are_counted_by_reason():
 
 def test_psg_a_little_shorter_than_the_hypnogram_crops_it():
   annotations, end = _night(wake_after=100)
-  labelled = hypnogram.label_epochs(annotations, psg_duration_s=end - 15,
-                                    wake_edge_minutes=None)
+  labelled = hypnogram.label_epochs(annotations, psg_duration_s=end - 15, wake_edge_minutes=None)
   assert labelled.num_psg_epochs == end // 30 - 1  # the half epoch at the end is not used
   assert labelled.epoch_indices.max() < labelled.num_psg_epochs
 
@@ -95,8 +100,9 @@ def _totals(paths, **kwargs):
   totals = np.zeros(stages.NUM_STAGES, int)
   for path in paths:
     annotations = edf_reader.read_annotations(path)
-    labelled = hypnogram.label_epochs(
-        annotations, psg_duration_s=hypnogram.scored_duration(annotations), **kwargs)
+    labelled = hypnogram.label_epochs(annotations,
+                                      psg_duration_s=hypnogram.scored_duration(annotations),
+                                      **kwargs)
     totals += np.bincount(labelled.labels, minlength=stages.NUM_STAGES)
   return dict(zip(stages.STAGES, totals.tolist()))
 

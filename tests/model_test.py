@@ -25,8 +25,10 @@ def test_exact_parameter_counts(paper_model):
 def test_phase_two_trains_exactly_the_named_top(paper_model):
   model_lib.set_trainable_phase(paper_model, 2)
   trainable = [l.name for l in paper_model.layers if l.trainable and l.weights]
-  assert trainable == ["expanded_conv_14_project", "expanded_conv_14_project_bn", "conv_1",
-                       "conv_1_bn", "head_dense", "head_softmax"]
+  assert trainable == [
+      "expanded_conv_14_project", "expanded_conv_14_project_bn", "conv_1", "conv_1_bn",
+      "head_dense", "head_softmax"
+  ]
   model_lib.set_trainable_phase(paper_model, 1)
 
 
@@ -49,13 +51,15 @@ def test_mixed_precision_output_stays_float32():
 
 def test_weights_from_a_local_file_round_trip(tmp_path):
   config = model_lib.ModelConfig(image_size=32)
-  source = keras.applications.MobileNetV3Large(input_shape=(32, 32, 3), include_top=False,
+  source = keras.applications.MobileNetV3Large(input_shape=(32, 32, 3),
+                                               include_top=False,
                                                weights=None)
   path = str(tmp_path / "backbone.weights.h5")
   source.save_weights(path)
   model = model_lib.build_model(config, weights=path)
-  np.testing.assert_array_equal(model.get_layer("conv_1").get_weights()[0],
-                                source.get_layer("conv_1").get_weights()[0])
+  np.testing.assert_array_equal(
+      model.get_layer("conv_1").get_weights()[0],
+      source.get_layer("conv_1").get_weights()[0])
 
 
 def test_missing_weights_file_and_offline_imagenet_are_clear(tmp_path, monkeypatch):
@@ -67,6 +71,7 @@ def test_missing_weights_file_and_offline_imagenet_are_clear(tmp_path, monkeypat
     if weights == "imagenet":
       raise OSError("URL fetch failure: [Errno -3] Temporary failure in name resolution")
     return real(*args, weights=weights, **kwargs)
+
   monkeypatch.setattr(keras.applications, "MobileNetV3Large", offline)
   with pytest.raises(model_lib.WeightsUnavailableError, match="--weights /path/to/weights_"):
     model_lib.build_model(model_lib.ModelConfig(image_size=32), weights="imagenet")
@@ -81,13 +86,11 @@ def test_config_round_trip():
 
 def test_colour_map_on_device_equals_colour_map_on_host():
   from tfrecords import colormaps
-  on_device = model_lib.build_model(model_lib.ModelConfig(image_size=32,
-                                                          input_colormap="viridis"),
+  on_device = model_lib.build_model(model_lib.ModelConfig(image_size=32, input_colormap="viridis"),
                                     weights=None)
   on_host = model_lib.build_model(model_lib.ModelConfig(image_size=32), weights=None)
   on_host.set_weights(on_device.get_weights())
   assert on_device.count_params() == on_host.count_params()
   indices = np.random.default_rng(0).integers(0, 256, (2, 32, 32)).astype("uint8")
   rgb = (colormaps.lookup_table("viridis")[indices] * 255.0).astype("float32")
-  np.testing.assert_allclose(np.asarray(on_device(indices)), np.asarray(on_host(rgb)),
-                             atol=1e-6)
+  np.testing.assert_allclose(np.asarray(on_device(indices)), np.asarray(on_host(rgb)), atol=1e-6)

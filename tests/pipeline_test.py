@@ -33,8 +33,10 @@ def demo_dir(tmp_path_factory):
 
 
 def _digests(directory):
-  return {name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
-          for name in sorted(os.listdir(directory))}
+  return {
+      name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
+      for name in sorted(os.listdir(directory))
+  }
 
 
 def _read_build(output_dir, manifest):
@@ -54,9 +56,10 @@ def test_build_writes_exact_shards_and_every_example_reads_back(demo_dir, tmp_pa
   result = pipeline.run(demo_dir, output, CONFIG)  # default: one worker per core
   assert result.ok and result.manifest["complete"]
   assert sorted(os.listdir(output)) == [
-      "manifest.json",
-      "sleep-edf-20-SC00.tfrecord-00000-of-00002", "sleep-edf-20-SC00.tfrecord-00001-of-00002",
-      "sleep-edf-20-SC01.tfrecord-00000-of-00002", "sleep-edf-20-SC01.tfrecord-00001-of-00002"]
+      "manifest.json", "sleep-edf-20-SC00.tfrecord-00000-of-00002",
+      "sleep-edf-20-SC00.tfrecord-00001-of-00002", "sleep-edf-20-SC01.tfrecord-00000-of-00002",
+      "sleep-edf-20-SC01.tfrecord-00001-of-00002"
+  ]
   manifest = manifest_lib.load_manifest(output)
   examples = _read_build(output, manifest)
   for night in manifest["recordings"]:
@@ -68,8 +71,9 @@ def test_build_writes_exact_shards_and_every_example_reads_back(demo_dir, tmp_pa
     assert all(float(e["onset_seconds"]) == 30.0 * int(e["epoch_index"]) for e in decoded)
     labels = np.bincount([int(e["label"]) for e in decoded], minlength=5)
     assert dict(zip(manifest["stages"], labels.tolist())) == night["class_counts"]
-    assert night["psg"]["sha256"] == hashlib.sha256(open(os.path.join(
-        demo_dir, "sleep-cassette", night["psg"]["file"]), "rb").read()).hexdigest()
+    assert night["psg"]["sha256"] == hashlib.sha256(
+        open(os.path.join(demo_dir, "sleep-cassette", night["psg"]["file"]),
+             "rb").read()).hexdigest()
   assert manifest["totals"]["num_examples"] == sum(len(v) for v in examples.values())
   assert result.metrics["epochs_written"] == manifest["totals"]["num_examples"]
   assert result.metrics["recordings_built"] == 4
@@ -87,10 +91,12 @@ def test_rebuild_is_byte_identical(demo_dir, tmp_path):
 
 
 def test_wake_edge_none_keeps_every_scored_epoch(demo_dir, tmp_path):
-  every = pipeline.run(demo_dir, str(tmp_path / "all"), config_lib.BuildConfig(
-      epochs=config_lib.EpochConfig(wake_edge_minutes=None)), beam_args=IN_PROCESS).manifest
-  trimmed = pipeline.run(demo_dir, str(tmp_path / "trim"), CONFIG,
-                         beam_args=IN_PROCESS).manifest
+  every = pipeline.run(
+      demo_dir,
+      str(tmp_path / "all"),
+      config_lib.BuildConfig(epochs=config_lib.EpochConfig(wake_edge_minutes=None)),
+      beam_args=IN_PROCESS).manifest
+  trimmed = pipeline.run(demo_dir, str(tmp_path / "trim"), CONFIG, beam_args=IN_PROCESS).manifest
   assert "wake trimmed" not in every["totals"]["dropped"]
   assert (every["totals"]["num_examples"] - trimmed["totals"]["num_examples"] ==
           trimmed["totals"]["dropped"]["wake trimmed"] > 0)
@@ -118,8 +124,8 @@ def broken_dir(demo_dir, tmp_path):
   pair("SC4041E", channels=("EEG Pz-Oz",))  # no Fpz-Cz
   pair("SC4051E", hypnogram=False)  # PSG without hypnogram
   pair("SC4061E", psg=False)  # hypnogram without PSG
-  pair("SC4071E", annotations=hyp[:-1] + [edf_reader.Annotation(
-      hyp[-1].onset, 30, "Lights on")])  # unknown label
+  pair("SC4071E", annotations=hyp[:-1] +
+       [edf_reader.Annotation(hyp[-1].onset, 30, "Lights on")])  # unknown label
   pair("SC4081E", signal=np.zeros(seconds * 100))  # flat signal
   return str(directory)
 
@@ -131,8 +137,7 @@ def test_bad_recordings_are_reported_and_the_others_still_build(broken_dir, tmp_
   manifest = result.manifest
   assert [r["record"] for r in manifest["recordings"]] == ["SC4001E0", "SC4002E0"]
   problems = {f["record"]: (f["file"], f["kind"], f["error"]) for f in manifest["failures"]}
-  assert set(problems) == {"SC4031E0", "SC4041E0", "SC4051E0", "SC4061E0", "SC4071E0",
-                           "SC4081E0"}
+  assert set(problems) == {"SC4031E0", "SC4041E0", "SC4051E0", "SC4061E0", "SC4071E0", "SC4081E0"}
   assert problems["SC4031E0"][:2] == ("SC4031E0-PSG.edf", "EdfFormatError")
   assert "truncated" in problems["SC4031E0"][2]
   assert problems["SC4041E0"][:2] == ("SC4041E0-PSG.edf", "ChannelError")
@@ -169,10 +174,11 @@ def test_output_dir_with_other_files_is_refused(demo_dir, tmp_path):
   assert os.listdir(tmp_path) == ["thesis.tex"]
 
 
-def test_an_interrupted_build_leaves_nothing_that_looks_finished(demo_dir, tmp_path,
-                                                                 monkeypatch):
+def test_an_interrupted_build_leaves_nothing_that_looks_finished(demo_dir, tmp_path, monkeypatch):
+
   def interrupt(*args, **kwargs):
     raise KeyboardInterrupt
+
   monkeypatch.setattr(pipeline, "make_manifest", interrupt)
   with pytest.raises(KeyboardInterrupt):
     pipeline.run(demo_dir, str(tmp_path / "build"), CONFIG, beam_args=IN_PROCESS)
@@ -184,6 +190,7 @@ def test_direct_runner_never_tries_prism(demo_dir, tmp_path, monkeypatch):
 
   def no_prism(*args, **kwargs):
     raise AssertionError("the DirectRunner tried to start Prism")
+
   monkeypatch.setattr(prism_runner.PrismRunner, "run_pipeline", no_prism)
   options = pipeline.pipeline_options(["--runner", "DirectRunner"])
   assert type(pipeline.make_runner(options)).__name__ == "FnApiRunner"
@@ -191,24 +198,52 @@ def test_direct_runner_never_tries_prism(demo_dir, tmp_path, monkeypatch):
 
 
 def test_make_manifest_names_shards_per_subject_in_night_order():
+
   def night(subject, n, record):
-    return {"record": record, "subject": subject, "night": n, "num_examples": n,
-            "class_counts": {"W": n}, "dropped": {"wake trimmed": 1}}
-  manifest = pipeline.make_manifest(CONFIG, [night("SC01", 2, "SC4012E0"),
-                                             night("SC00", 1, "SC4001E0"),
-                                             night("SC01", 1, "SC4011E0")], [], demo=False)
+    return {
+        "record": record,
+        "subject": subject,
+        "night": n,
+        "num_examples": n,
+        "class_counts": {
+            "W": n
+        },
+        "dropped": {
+            "wake trimmed": 1
+        }
+    }
+
+  manifest = pipeline.make_manifest(
+      CONFIG,
+      [night("SC01", 2, "SC4012E0"),
+       night("SC00", 1, "SC4001E0"),
+       night("SC01", 1, "SC4011E0")], [],
+      demo=False)
   assert manifest["subjects"]["SC01"]["shards"] == [
-      "sleep-edf-20-SC01.tfrecord-00000-of-00002", "sleep-edf-20-SC01.tfrecord-00001-of-00002"]
+      "sleep-edf-20-SC01.tfrecord-00000-of-00002", "sleep-edf-20-SC01.tfrecord-00001-of-00002"
+  ]
   assert [r["record"] for r in manifest["recordings"]] == ["SC4001E0", "SC4011E0", "SC4012E0"]
-  assert manifest["totals"] == {"num_examples": 4, "class_counts": {"W": 4},
-                                "dropped": {"wake trimmed": 3}}
+  assert manifest["totals"] == {
+      "num_examples": 4,
+      "class_counts": {
+          "W": 4
+      },
+      "dropped": {
+          "wake trimmed": 3
+      }
+  }
   assert manifest["complete"]
 
 
 def _cli(*args, cwd):
-  return subprocess.run([sys.executable, "-m", "beam_pipelines.build", "--runner",
-                         "DirectRunner", "--direct_num_workers", "1", *args], cwd=cwd,
-                        capture_output=True, text=True, timeout=300)
+  return subprocess.run([
+      sys.executable, "-m", "beam_pipelines.build", "--runner", "DirectRunner",
+      "--direct_num_workers", "1", *args
+  ],
+                        cwd=cwd,
+                        capture_output=True,
+                        text=True,
+                        timeout=300)
 
 
 def test_cli_exit_status_and_summary(broken_dir, tmp_path):

@@ -42,12 +42,18 @@ def _fake_workdir(workdir, done_folds, num_folds=3, seed=0):
     os.makedirs(fold)
     labels = rng.integers(0, 5, 40)
     predicted = np.where(rng.random(40) < 0.8, labels, (labels + 1) % 5)
-    train_lib.write_predictions(os.path.join(fold, "predictions.csv"), [
-        {"subject": f"SC{k:02d}", "label": int(a), "predicted": int(b)}
-        for a, b in zip(labels, predicted)])
+    train_lib.write_predictions(os.path.join(fold, "predictions.csv"), [{
+        "subject": f"SC{k:02d}",
+        "label": int(a),
+        "predicted": int(b)
+    } for a, b in zip(labels, predicted)])
     with open(os.path.join(fold, "history.json"), "w") as f:
-      json.dump([{"epoch": e, "phase": 1 if e <= 2 else 2, "accuracy": 0.5 + e / 10,
-                  "val_accuracy": 0.4 + e / 12} for e in range(1, 5)], f)
+      json.dump([{
+          "epoch": e,
+          "phase": 1 if e <= 2 else 2,
+          "accuracy": 0.5 + e / 10,
+          "val_accuracy": 0.4 + e / 12
+      } for e in range(1, 5)], f)
     open(os.path.join(fold, train_lib.DONE), "w").close()
     pooled_labels.append(labels)
     pooled_predicted.append(predicted)
@@ -72,14 +78,20 @@ def test_partial_run_is_marked_partial_and_pools_only_finished_folds(tmp_path):
 
 def test_cli_require_complete(tmp_path):
   _fake_workdir(str(tmp_path), [0])
-  run = lambda *a: subprocess.run([sys.executable, "-m", "trainers.report", "--workdir",
-                                   str(tmp_path), *a], capture_output=True, text=True)
+  run = lambda *a: subprocess.run(
+      [sys.executable, "-m", "trainers.report", "--workdir",
+       str(tmp_path), *a],
+      capture_output=True,
+      text=True)
   assert run().returncode == 0
   partial = run("--require_complete")
   assert partial.returncode == 1 and "pooled 1 of 3 folds" in partial.stdout
   _fake_workdir(str(tmp_path / "full"), [0, 1, 2])
-  full = subprocess.run([sys.executable, "-m", "trainers.report", "--workdir",
-                         str(tmp_path / "full"), "--require_complete"], capture_output=True,
+  full = subprocess.run([
+      sys.executable, "-m", "trainers.report", "--workdir",
+      str(tmp_path / "full"), "--require_complete"
+  ],
+                        capture_output=True,
                         text=True)
   assert full.returncode == 0 and "complete" in full.stdout
 

@@ -6,7 +6,11 @@ import tensorflow as tf
 
 from tfrecords import schema
 
-_EXAMPLE = dict(label=3, subject="SC07", night=2, epoch_index=1234, onset_seconds=37020.0,
+_EXAMPLE = dict(label=3,
+                subject="SC07",
+                night=2,
+                epoch_index=1234,
+                onset_seconds=37020.0,
                 record="SC4072E0")
 
 
@@ -41,17 +45,24 @@ def test_encoding_is_deterministic_and_matches_the_protobuf_library_semantically
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**31, 2**40, -1, -(2**40)])
 def test_int64_varints_round_trip(value):
   proto = tf.train.Example.FromString(
-      schema.encode_example(image=_image(), **{**_EXAMPLE, "epoch_index": value}))
+      schema.encode_example(image=_image(), **{
+          **_EXAMPLE, "epoch_index": value
+      }))
   assert proto.features.feature[schema.EPOCH_INDEX].int64_list.value[0] == value
 
 
 def test_decode_eagerly_and_inside_tf_data_agree():
   images = [_image(seed=s) for s in range(4)]
-  serialized = [schema.encode_example(image=im, **{**_EXAMPLE, "epoch_index": i})
-                for i, im in enumerate(images)]
+  serialized = [
+      schema.encode_example(image=im, **{
+          **_EXAMPLE, "epoch_index": i
+      }) for i, im in enumerate(images)
+  ]
   eager = schema.decode_batch(tf.constant(serialized), 6, 5, with_metadata=True)
-  in_data = next(iter(tf.data.Dataset.from_tensor_slices(serialized).batch(4).map(
-      lambda s: schema.decode_batch(s, 6, 5, with_metadata=True))))
+  in_data = next(
+      iter(
+          tf.data.Dataset.from_tensor_slices(serialized).batch(4).map(
+              lambda s: schema.decode_batch(s, 6, 5, with_metadata=True))))
   for decoded in (eager, in_data):
     np.testing.assert_array_equal(decoded[schema.IMAGE].numpy(), np.stack(images))
     assert decoded[schema.LABEL].dtype == tf.int32

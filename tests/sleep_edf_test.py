@@ -21,10 +21,13 @@ def test_parse_name():
   assert sleep_edf.parse_name("SC4001E0-PSG.edf.part") is None
 
 
-@pytest.mark.parametrize("subset, study, subject, expected", [
-    ("sleep-edf-20", "SC", 19, True), ("sleep-edf-20", "SC", 20, False),
-    ("sleep-edf-78", "SC", 82, True), ("sleep-edf-78", "ST", 1, False),
-    ("sleep-edf-st", "ST", 1, True), ("all", "ST", 1, True), ("all", "SC", 82, True)])
+@pytest.mark.parametrize("subset, study, subject, expected", [("sleep-edf-20", "SC", 19, True),
+                                                              ("sleep-edf-20", "SC", 20, False),
+                                                              ("sleep-edf-78", "SC", 82, True),
+                                                              ("sleep-edf-78", "ST", 1, False),
+                                                              ("sleep-edf-st", "ST", 1, True),
+                                                              ("all", "ST", 1, True),
+                                                              ("all", "SC", 82, True)])
 def test_subsets(subset, study, subject, expected):
   prefix = "SC4" if study == "SC" else "ST7"
   name = sleep_edf.parse_name(f"{prefix}{subject:02d}1E0-PSG.edf")
@@ -37,17 +40,21 @@ def test_unknown_subset_is_a_clear_error():
 
 
 def test_pairing_reports_orphans_on_both_sides():
-  paths = ["d/SC4001E0-PSG.edf", "d/SC4001EC-Hypnogram.edf", "d/SC4002E0-PSG.edf",
-           "d/SC4011EH-Hypnogram.edf", "d/SC4201E0-PSG.edf"]
+  paths = [
+      "d/SC4001E0-PSG.edf", "d/SC4001EC-Hypnogram.edf", "d/SC4002E0-PSG.edf",
+      "d/SC4011EH-Hypnogram.edf", "d/SC4201E0-PSG.edf"
+  ]
   recordings, problems = sleep_edf.pair_files(paths, "sleep-edf-20")
   assert [r.record for r in recordings] == ["SC4001E0"]
   assert recordings[0].hypnogram_path == "d/SC4001EC-Hypnogram.edf"
   messages = sorted(str(p) for p in problems)
   assert all(isinstance(p, errors.PairingError) for p in problems)
-  assert messages == ["d/SC4002E0-PSG.edf: PSG without a hypnogram (expected a file named "
-                      "SC4002E?-Hypnogram.edf)",
-                      "d/SC4011EH-Hypnogram.edf: hypnogram without a PSG (expected a file "
-                      "named SC4011E0-PSG.edf beside it)"]
+  assert messages == [
+      "d/SC4002E0-PSG.edf: PSG without a hypnogram (expected a file named "
+      "SC4002E?-Hypnogram.edf)",
+      "d/SC4011EH-Hypnogram.edf: hypnogram without a PSG (expected a file "
+      "named SC4011E0-PSG.edf beside it)"
+  ]
 
 
 def test_real_sleep_edf_20_names():

@@ -11,8 +11,13 @@ from eegmobile import spectrogram
 from eegmobile.config import SpectrogramConfig
 
 PAPER = SpectrogramConfig()
-OTHER = dataclasses.replace(PAPER, nperseg=64, noverlap=32, nfft=256, window="hann",
-                            image_height=48, image_width=40)
+OTHER = dataclasses.replace(PAPER,
+                            nperseg=64,
+                            noverlap=32,
+                            nfft=256,
+                            window="hann",
+                            image_height=48,
+                            image_width=40)
 
 
 def _eeg_like(n, samples=3000, seed=0):
@@ -26,9 +31,12 @@ def _eeg_like(n, samples=3000, seed=0):
 @pytest.mark.parametrize("config", [PAPER, OTHER], ids=["paper", "other"])
 def test_power_matches_scipy(config):
   epochs = _eeg_like(6)
-  _, _, expected = scipy.signal.spectrogram(
-      epochs, fs=config.fs, window=spectrogram.window(config), nperseg=config.nperseg,
-      noverlap=config.noverlap, nfft=config.nfft)
+  _, _, expected = scipy.signal.spectrogram(epochs,
+                                            fs=config.fs,
+                                            window=spectrogram.window(config),
+                                            nperseg=config.nperseg,
+                                            noverlap=config.noverlap,
+                                            nfft=config.nfft)
   power = spectrogram.power_spectrogram(epochs, config)
   assert power.shape == expected.shape
   relative = np.abs(power - expected) / expected.max(axis=(1, 2), keepdims=True)
@@ -36,8 +44,8 @@ def test_power_matches_scipy(config):
 
 
 def test_paper_defaults_give_scipys_default_window():
-  np.testing.assert_allclose(spectrogram.window(PAPER),
-                             scipy.signal.get_window(("tukey", 0.25), 30))
+  np.testing.assert_allclose(spectrogram.window(PAPER), scipy.signal.get_window(("tukey", 0.25),
+                                                                                30))
   assert spectrogram.num_segments(PAPER, 3000) == 213
   assert spectrogram.num_frequencies(PAPER) == 513
 

@@ -72,15 +72,24 @@ def test_cli_writes_matching_length_psgs_for_real_hypnograms(tmp_path):
   if not hypnograms:
     pytest.skip("../shared/sleep-edf not present")
   chosen = [h for h in hypnograms if "SC4061" in h]  # the shortest night
-  run = subprocess.run([sys.executable, "-m", "beam_pipelines.make_synthetic",
-                        "--hypnograms", ",".join(chosen), "--output_dir", str(tmp_path)],
-                       capture_output=True, text=True, timeout=300)
+  run = subprocess.run([
+      sys.executable, "-m", "beam_pipelines.make_synthetic", "--hypnograms", ",".join(chosen),
+      "--output_dir",
+      str(tmp_path)
+  ],
+                       capture_output=True,
+                       text=True,
+                       timeout=300)
   assert run.returncode == 0, run.stderr[-2000:]
   psg = tmp_path / "sleep-cassette" / "SC4061E0-PSG.edf"
   annotations = edf_reader.read_annotations(chosen[0])
   assert edf_reader.read_header(str(psg)).duration_s == hypnogram.scored_duration(annotations)
   assert (tmp_path / "sleep-cassette" / os.path.basename(chosen[0])).exists()
-  empty = subprocess.run([sys.executable, "-m", "beam_pipelines.make_synthetic",
-                          "--hypnograms", str(tmp_path / "none"), "--output_dir",
-                          str(tmp_path)], capture_output=True, text=True)
+  empty = subprocess.run([
+      sys.executable, "-m", "beam_pipelines.make_synthetic", "--hypnograms",
+      str(tmp_path / "none"), "--output_dir",
+      str(tmp_path)
+  ],
+                         capture_output=True,
+                         text=True)
   assert empty.returncode == 2 and "none: no such hypnogram file" in empty.stderr

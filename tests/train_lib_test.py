@@ -27,6 +27,7 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
   def save_then_die(*args, **kwargs):
     real_save(*args, **kwargs)
     raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
   monkeypatch.setattr(train_lib, "_save_epoch", save_then_die)
   with pytest.raises(KeyboardInterrupt):
     train_lib.train_fold(config)
@@ -45,8 +46,7 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
     rows = list(csv.DictReader(f))
   assert len(rows) == 24 and {r["subject"] for r in rows} == {"SC01"}
   assert [int(r["epoch_index"]) for r in rows] == list(range(12)) * 2
-  assert set(rows[0]) >= {"night", "onset_seconds", "record", "label", "predicted", "p_W",
-                          "p_REM"}
+  assert set(rows[0]) >= {"night", "onset_seconds", "record", "label", "predicted", "p_W", "p_REM"}
   assert metrics["num_epochs"] == 24 and metrics["test_subjects"] == ["SC01"]
   assert (fold / "checkpoint.keras").exists() and list((fold / "logs").rglob("*tfevents*"))
   assert json.loads((tmp_path / "folds.json").read_text())["num_folds"] == 3
@@ -57,8 +57,7 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
 
 
 def test_colour_map_on_device_trains_a_fold(build, tmp_path):
-  config = config_lib.smoke(build_dir=build, workdir=str(tmp_path), fold=2,
-                            colormap_on="device")
+  config = config_lib.smoke(build_dir=build, workdir=str(tmp_path), fold=2, colormap_on="device")
   assert train_lib.train_fold(config)["num_epochs"] == 24
 
 
@@ -67,9 +66,11 @@ def test_killing_the_cli_mid_epoch_and_rerunning_it_resumes(build, tmp_path):
   import subprocess
   import sys
   import time
-  command = [sys.executable, "-m", "trainers.cv", "--build_dir", build, "--workdir",
-             str(tmp_path), "--fold", "0", "--weights", "none", "--phase1_epochs", "2",
-             "--phase2_epochs", "1", "--batch_size", "4", "--cache", "none"]
+  command = [
+      sys.executable, "-m", "trainers.cv", "--build_dir", build, "--workdir",
+      str(tmp_path), "--fold", "0", "--weights", "none", "--phase1_epochs", "2", "--phase2_epochs",
+      "1", "--batch_size", "4", "--cache", "none"
+  ]
   state = tmp_path / "fold_00" / "state.json"
   first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
   deadline = time.monotonic() + 240
@@ -88,11 +89,20 @@ def test_killing_the_cli_mid_epoch_and_rerunning_it_resumes(build, tmp_path):
 
 def _learned_accuracy(tmp_path, shuffle_labels):
   build = str(tmp_path / "build")
-  fakes.make_fake_build(build, subjects=SUBJECTS, epochs_per_night=60, image_size=32,
+  fakes.make_fake_build(build,
+                        subjects=SUBJECTS,
+                        epochs_per_night=60,
+                        image_size=32,
                         shuffle_labels=shuffle_labels)
-  config = config_lib.smoke(build_dir=build, workdir=str(tmp_path / "run"), fold=0,
-                            phase1_epochs=5, phase2_epochs=1, steps_per_epoch=None,
-                            validation_steps=None, batch_size=16, batch_norm_momentum=0.6)
+  config = config_lib.smoke(build_dir=build,
+                            workdir=str(tmp_path / "run"),
+                            fold=0,
+                            phase1_epochs=5,
+                            phase2_epochs=1,
+                            steps_per_epoch=None,
+                            validation_steps=None,
+                            batch_size=16,
+                            batch_norm_momentum=0.6)
   return train_lib.train_fold(config)["acc"]
 
 

@@ -264,7 +264,8 @@ VIRIDIS = np.array([
     (0.97441700, 0.90359000, 0.13021500),
     (0.98386800, 0.90486700, 0.13689700),
     (0.99324800, 0.90615700, 0.14393600),
-], dtype=np.float32)
+],
+                   dtype=np.float32)
 # pylint: enable=line-too-long
 
 NAMES = ("viridis", "grey")

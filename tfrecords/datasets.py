@@ -24,8 +24,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 _PARSE_BATCH = 256  # records parsed per vectorised parse call
 
 
-def num_examples(build_dir: str, subjects: Sequence[str], *,
-                 allow_incomplete: bool = False) -> int:
+def num_examples(build_dir: str, subjects: Sequence[str], *, allow_incomplete: bool = False) -> int:
   """Examples held by the given subjects (for steps per epoch)."""
   manifest = manifest_lib.load_manifest(build_dir, allow_incomplete=allow_incomplete)
   return manifest_lib.num_examples(manifest, subjects)
@@ -36,23 +35,31 @@ def _records(files: list[str], compression: str, training: bool) -> tf.data.Data
     # Parallel reads across shards; order is irrelevant because we shuffle anyway.
     return tf.data.Dataset.from_tensor_slices(files).interleave(
         lambda f: tf.data.TFRecordDataset(f, compression, buffer_size=1 << 22),
-        cycle_length=min(len(files), 8), num_parallel_calls=AUTOTUNE, deterministic=False)
+        cycle_length=min(len(files), 8),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=False)
   # Evaluation: shards in manifest order, records in file order, so output order is stable.
   return tf.data.TFRecordDataset(files, compression, buffer_size=1 << 22)
 
 
-def colorize(indices: tf.Tensor, color: str = "viridis",
-             dtype: tf.DType = tf.float32) -> tf.Tensor:
+def colorize(indices: tf.Tensor, color: str = "viridis", dtype: tf.DType = tf.float32) -> tf.Tensor:
   """uint8 colour-map indices [..., H, W] -> RGB [..., H, W, 3] in 0..255 of `dtype`."""
   table = tf.constant(colormaps.lookup_table(color) * 255.0, dtype=dtype)
   return tf.gather(table, tf.cast(indices, tf.int32))
 
 
-def make_dataset(build_dir: str, subjects: Sequence[str], *, training: bool,
-                 batch_size: int = 16, color: Optional[str] = "viridis",
-                 cache: Union[str, None] = "memory", shuffle_buffer: int = 4096,
-                 seed: Optional[int] = 0, with_metadata: bool = False,
-                 output_dtype: tf.DType = tf.float32, drop_remainder: Optional[bool] = None,
+def make_dataset(build_dir: str,
+                 subjects: Sequence[str],
+                 *,
+                 training: bool,
+                 batch_size: int = 16,
+                 color: Optional[str] = "viridis",
+                 cache: Union[str, None] = "memory",
+                 shuffle_buffer: int = 4096,
+                 seed: Optional[int] = 0,
+                 with_metadata: bool = False,
+                 output_dtype: tf.DType = tf.float32,
+                 drop_remainder: Optional[bool] = None,
                  allow_incomplete: bool = False) -> tf.data.Dataset:
   """Batches of (images, labels[, metadata]) for the given subjects of a build.
 
@@ -89,9 +96,8 @@ def make_dataset(build_dir: str, subjects: Sequence[str], *, training: bool,
   height, width = manifest["image"]["height"], manifest["image"]["width"]
   ds = _records(files, manifest["compression"], training)
   # Parse many records per call: the vectorised parse is far cheaper than one per record.
-  ds = ds.batch(_PARSE_BATCH).map(
-      lambda s: schema.decode_batch(s, height, width, with_metadata),
-      num_parallel_calls=AUTOTUNE).unbatch()
+  ds = ds.batch(_PARSE_BATCH).map(lambda s: schema.decode_batch(s, height, width, with_metadata),
+                                  num_parallel_calls=AUTOTUNE).unbatch()
   if cache and cache != "none":
     # Cache the uint8 images (50 KB each), not float RGB (600 KB each): 42k epochs fit in RAM.
     ds = ds.cache() if cache == "memory" else ds.cache(cache)
@@ -103,8 +109,8 @@ def make_dataset(build_dir: str, subjects: Sequence[str], *, training: bool,
 
   def finish(example):
     # Colour map per batch, after batching: one gather per batch instead of per image.
-    images = (colorize(example[schema.IMAGE], color, output_dtype) if color
-              else example[schema.IMAGE])
+    images = (colorize(example[schema.IMAGE], color, output_dtype)
+              if color else example[schema.IMAGE])
     if with_metadata:
       return images, example[schema.LABEL], {k: example[k] for k in schema.METADATA_KEYS}
     return images, example[schema.LABEL]

@@ -45,8 +45,7 @@ def _gfile():
 
 
 def _join(build_dir: str, name: str) -> str:
-  return build_dir.rstrip("/") + "/" + name if "://" in build_dir else os.path.join(
-      build_dir, name)
+  return build_dir.rstrip("/") + "/" + name if "://" in build_dir else os.path.join(build_dir, name)
 
 
 def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:

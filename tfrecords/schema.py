@@ -91,12 +91,14 @@ def _image_entry_parts(image_bytes: bytes) -> list[bytes]:
   feature = len(_header(1, bytes_list)) + bytes_list
   key = _len_field(1, IMAGE.encode())
   entry = len(key) + len(_header(2, feature)) + feature
-  return [_header(1, entry) + key + _header(2, feature) + _header(1, bytes_list) +
-          _header(1, n), image_bytes]
+  return [
+      _header(1, entry) + key + _header(2, feature) + _header(1, bytes_list) + _header(1, n),
+      image_bytes
+  ]
 
 
-def encode_example(*, image: np.ndarray, label: int, subject: str, night: int,
-                   epoch_index: int, onset_seconds: float, record: str) -> bytes:
+def encode_example(*, image: np.ndarray, label: int, subject: str, night: int, epoch_index: int,
+                   onset_seconds: float, record: str) -> bytes:
   """Serializes one epoch as a `tf.train.Example`.
 
   Args:
@@ -127,8 +129,9 @@ def encode_example(*, image: np.ndarray, label: int, subject: str, night: int,
       RECORD: record.encode(),
   }
   parts = _image_entry_parts(np.ascontiguousarray(image).tobytes())
-  parts += [_entry(key, _feature(kind, values[key]))
-            for key, kind in FEATURES.items() if key != IMAGE]
+  parts += [
+      _entry(key, _feature(kind, values[key])) for key, kind in FEATURES.items() if key != IMAGE
+  ]
   size = sum(len(p) for p in parts)
   return b"".join([_header(1, size)] + parts)  # Example.features{feature map entries}
 
@@ -140,7 +143,9 @@ def parse_spec() -> dict:
   return {key: tf.io.FixedLenFeature([], dtype[kind]) for key, kind in FEATURES.items()}
 
 
-def decode_batch(serialized, image_height: int, image_width: int,
+def decode_batch(serialized,
+                 image_height: int,
+                 image_width: int,
                  with_metadata: bool = False) -> dict:
   """Decodes a batch of serialized examples (a 1-D string tensor).
 
@@ -154,20 +159,28 @@ def decode_batch(serialized, image_height: int, image_width: int,
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   parsed = tf.io.parse_example(serialized, parse_spec())
   # decode_raw would silently pad or cut an image of another size: check the stored shape.
-  checks = [tf.debugging.assert_equal(parsed[HEIGHT], tf.constant(image_height, tf.int64),
-                                      message="image height differs from the expected"),
-            tf.debugging.assert_equal(parsed[WIDTH], tf.constant(image_width, tf.int64),
-                                      message="image width differs from the expected")]
+  checks = [
+      tf.debugging.assert_equal(parsed[HEIGHT],
+                                tf.constant(image_height, tf.int64),
+                                message="image height differs from the expected"),
+      tf.debugging.assert_equal(parsed[WIDTH],
+                                tf.constant(image_width, tf.int64),
+                                message="image width differs from the expected")
+  ]
   with tf.control_dependencies(checks):
     images = tf.io.decode_raw(parsed[IMAGE], tf.uint8)
-  out = {IMAGE: tf.reshape(images, [-1, image_height, image_width]),
-         LABEL: tf.cast(parsed[LABEL], tf.int32)}
+  out = {
+      IMAGE: tf.reshape(images, [-1, image_height, image_width]),
+      LABEL: tf.cast(parsed[LABEL], tf.int32)
+  }
   if with_metadata:
     out.update({key: parsed[key] for key in METADATA_KEYS})
   return out
 
 
-def decode_example(serialized, image_height: int, image_width: int,
+def decode_example(serialized,
+                   image_height: int,
+                   image_width: int,
                    with_metadata: bool = False) -> dict:
   """Decodes one serialized example (a scalar string tensor); see `decode_batch`."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -74,6 +74,11 @@ def paper(**overrides) -> TrainConfig:
 
 def smoke(**overrides) -> TrainConfig:
   """One step per phase, random weights: proves the whole path runs."""
-  return dataclasses.replace(paper(weights=None, phase1_epochs=1, phase2_epochs=1,
-                                   steps_per_epoch=1, validation_steps=1, batch_size=4,
-                                   shuffle_buffer=64), **overrides)
+  return dataclasses.replace(
+      paper(weights=None,
+            phase1_epochs=1,
+            phase2_epochs=1,
+            steps_per_epoch=1,
+            validation_steps=1,
+            batch_size=4,
+            shuffle_buffer=64), **overrides)

@@ -44,14 +44,22 @@ def main(argv):
   from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   from trainers import config as config_lib  # pylint: disable=g-import-not-at-top
   from trainers import train_lib  # pylint: disable=g-import-not-at-top
-  config = config_lib.paper(
-      build_dir=_BUILD_DIR.value, workdir=_WORKDIR.value, num_folds=_NUM_FOLDS.value,
-      weights=None if _WEIGHTS.value.lower() == "none" else _WEIGHTS.value,
-      batch_size=_BATCH.value, phase1_epochs=_PHASE1.value, phase2_epochs=_PHASE2.value,
-      learning_rate=_LR.value, cache=None if _CACHE.value == "none" else _CACHE.value,
-      mixed_precision=_MIXED.value, image_size=_IMAGE_SIZE.value, color=_COLOR.value,
-      colormap_on=_COLORMAP_ON.value,
-      seed=_SEED.value, steps_per_epoch=_STEPS.value, validation_steps=_STEPS.value)
+  config = config_lib.paper(build_dir=_BUILD_DIR.value,
+                            workdir=_WORKDIR.value,
+                            num_folds=_NUM_FOLDS.value,
+                            weights=None if _WEIGHTS.value.lower() == "none" else _WEIGHTS.value,
+                            batch_size=_BATCH.value,
+                            phase1_epochs=_PHASE1.value,
+                            phase2_epochs=_PHASE2.value,
+                            learning_rate=_LR.value,
+                            cache=None if _CACHE.value == "none" else _CACHE.value,
+                            mixed_precision=_MIXED.value,
+                            image_size=_IMAGE_SIZE.value,
+                            color=_COLOR.value,
+                            colormap_on=_COLORMAP_ON.value,
+                            seed=_SEED.value,
+                            steps_per_epoch=_STEPS.value,
+                            validation_steps=_STEPS.value)
   try:
     manifest = manifest_lib.load_manifest(config.build_dir)
     num_folds = config.num_folds or len(manifest["subjects"])

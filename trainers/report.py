@@ -26,7 +26,9 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(summary["markdown"])
-  print(f"pooled {len(summary['folds_done'])} of {summary['num_folds']} folds -> {summary['out_dir']}")
+  print(
+      f"pooled {len(summary['folds_done'])} of {summary['num_folds']} folds -> {summary['out_dir']}"
+  )
   return 1 if _REQUIRE.value and not summary["complete"] else 0
 
 

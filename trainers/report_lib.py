@@ -20,8 +20,10 @@ def finished_folds(workdir: str) -> tuple[int, list[int]]:
     raise FileNotFoundError(f"{path}: no folds.json; is {workdir} a trainers.cv workdir?")
   with open(path) as f:
     num_folds = json.load(f)["num_folds"]
-  done = [k for k in range(num_folds)
-          if os.path.exists(os.path.join(workdir, f"fold_{k:02d}", train_lib.DONE))]
+  done = [
+      k for k in range(num_folds)
+      if os.path.exists(os.path.join(workdir, f"fold_{k:02d}", train_lib.DONE))
+  ]
   return num_folds, done
 
 
@@ -51,8 +53,13 @@ def write_report(workdir: str) -> dict:
   os.makedirs(out_dir, exist_ok=True)
   title = f"Sleep-EDF, {num_folds}-fold subject-wise CV, pooled {len(done)} fold(s) ({status})"
   markdown = evaluation.to_markdown(rows, title)
-  extra = {"complete": complete, "folds_done": done, "num_folds": num_folds,
-           "pooled": pooled, "status": status}
+  extra = {
+      "complete": complete,
+      "folds_done": done,
+      "num_folds": num_folds,
+      "pooled": pooled,
+      "status": status
+  }
   for name, text in (("table.md", markdown), ("table.csv", evaluation.to_csv(rows)),
                      ("table.json", evaluation.to_json(rows, extra))):
     with open(os.path.join(out_dir, name), "w") as f:

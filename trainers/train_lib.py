@@ -63,15 +63,27 @@ def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixe
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfrecords import datasets  # pylint: disable=g-import-not-at-top
   color = config.color if config.colormap_on == "host" else None
-  common = dict(batch_size=config.batch_size, color=color, seed=config.seed,
+  common = dict(batch_size=config.batch_size,
+                color=color,
+                seed=config.seed,
                 output_dtype=tf.float16 if mixed else tf.float32)
-  train = datasets.make_dataset(config.build_dir, split.train, training=True,
-                                cache=config.cache, shuffle_buffer=config.shuffle_buffer,
+  train = datasets.make_dataset(config.build_dir,
+                                split.train,
+                                training=True,
+                                cache=config.cache,
+                                shuffle_buffer=config.shuffle_buffer,
                                 **common)
-  val = datasets.make_dataset(config.build_dir, split.validation, training=False,
-                              cache=config.cache, **common)
-  test = datasets.make_dataset(config.build_dir, split.test, training=False, cache=None,
-                               with_metadata=True, **common)
+  val = datasets.make_dataset(config.build_dir,
+                              split.validation,
+                              training=False,
+                              cache=config.cache,
+                              **common)
+  test = datasets.make_dataset(config.build_dir,
+                               split.test,
+                               training=False,
+                               cache=None,
+                               with_metadata=True,
+                               **common)
   if config.image_size and config.image_size != image_size:
     if color is None:
       raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
@@ -85,7 +97,8 @@ def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixe
 def _compile(model, learning_rate: float) -> None:
   import keras  # pylint: disable=g-import-not-at-top
   model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"])
 
 
 def _load_or_build(config: TrainConfig, directory: str, image_size: int, epochs_done: int):
@@ -99,7 +112,7 @@ def _load_or_build(config: TrainConfig, directory: str, image_size: int, epochs_
       image_size=config.image_size or image_size,
       batch_norm_momentum=config.batch_norm_momentum,
       input_colormap=config.color if config.colormap_on == "device" else None),
-      weights=config.weights)
+                                weights=config.weights)
   model_lib.set_trainable_phase(model, 1 if config.phase1_epochs else 2)
   _compile(model, config.learning_rate)
   return model
@@ -110,11 +123,15 @@ def _predict(model, test) -> list[dict]:
   for images, labels, meta in test:
     probabilities = np.asarray(model.predict_on_batch(images), np.float64)
     for i, label in enumerate(labels.numpy()):
-      row = {"subject": meta["subject"][i].numpy().decode(), "night": int(meta["night"][i]),
-             "epoch_index": int(meta["epoch_index"][i]),
-             "onset_seconds": float(meta["onset_seconds"][i]),
-             "record": meta["record"][i].numpy().decode(), "label": int(label),
-             "predicted": int(np.argmax(probabilities[i]))}
+      row = {
+          "subject": meta["subject"][i].numpy().decode(),
+          "night": int(meta["night"][i]),
+          "epoch_index": int(meta["epoch_index"][i]),
+          "onset_seconds": float(meta["onset_seconds"][i]),
+          "record": meta["record"][i].numpy().decode(),
+          "label": int(label),
+          "predicted": int(np.argmax(probabilities[i]))
+      }
       row.update({f"p_{s}": round(float(p), 6) for s, p in zip(stages.STAGES, probabilities[i])})
       rows.append(row)
   return rows
@@ -132,8 +149,8 @@ def read_predictions(path: str) -> tuple[np.ndarray, np.ndarray]:
   """(labels, predictions) from a fold's predictions.csv."""
   with open(path) as f:
     rows = list(csv.DictReader(f))
-  return (np.array([int(r["label"]) for r in rows], np.int64),
-          np.array([int(r["predicted"]) for r in rows], np.int64))
+  return (np.array([int(r["label"]) for r in rows],
+                   np.int64), np.array([int(r["predicted"]) for r in rows], np.int64))
 
 
 def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: int,
@@ -141,8 +158,13 @@ def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: in
   model.save(os.path.join(directory, "checkpoint.part.keras"))
   os.replace(os.path.join(directory, "checkpoint.part.keras"),
              os.path.join(directory, "checkpoint.keras"))
-  history.append({"epoch": epoch + 1, "phase": phase,
-                  **{k: float(v[-1]) for k, v in epoch_log.items()}})
+  history.append({
+      "epoch": epoch + 1,
+      "phase": phase,
+      **{
+          k: float(v[-1]) for k, v in epoch_log.items()
+      }
+  })
   _write_json(os.path.join(directory, "history.json"), history)
   _write_json(os.path.join(directory, "state.json"), {"epochs_done": epoch + 1, "phase": phase})
 
@@ -166,7 +188,9 @@ def train_fold(config: TrainConfig) -> dict:
   manifest = manifest_lib.load_manifest(config.build_dir)
   subjects = manifest_lib.subjects(manifest)
   num_folds = config.num_folds or len(subjects)
-  split = folds.split(subjects, config.fold, num_folds,
+  split = folds.split(subjects,
+                      config.fold,
+                      num_folds,
                       num_validation_subjects=config.num_validation_subjects)
   os.makedirs(directory, exist_ok=True)
   folds.write_fold_map(os.path.join(config.workdir, "folds.json"), subjects, num_folds)
@@ -177,8 +201,7 @@ def train_fold(config: TrainConfig) -> dict:
   keras.utils.set_random_seed(config.seed)
   image_size = manifest["image"]["height"]
   train, val, test = _datasets(config, split, image_size, mixed)
-  epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})[
-      "epochs_done"]
+  epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})["epochs_done"]
   history = _read_json(os.path.join(directory, "history.json"), [])[:epochs_done]
   model = _load_or_build(config, directory, image_size, epochs_done)
   board = keras.callbacks.TensorBoard(os.path.join(directory, "logs"))
@@ -191,18 +214,27 @@ def train_fold(config: TrainConfig) -> dict:
       model_lib.set_trainable_phase(model, 2)
       _compile(model, config.learning_rate)
     start = time.monotonic()
-    log = model.fit(train, epochs=epoch + 1, initial_epoch=epoch, validation_data=val,
+    log = model.fit(train,
+                    epochs=epoch + 1,
+                    initial_epoch=epoch,
+                    validation_data=val,
                     steps_per_epoch=config.steps_per_epoch,
-                    validation_steps=config.validation_steps, callbacks=[board], verbose=2)
+                    validation_steps=config.validation_steps,
+                    callbacks=[board],
+                    verbose=2)
     _save_epoch(model, directory, history, log.history, epoch, phase)
     logging.info("fold %d epoch %d/%d (phase %d) in %.0f s: %s", config.fold, epoch + 1,
-                 config.total_epochs, phase, time.monotonic() - start, history[-1])
+                 config.total_epochs, phase,
+                 time.monotonic() - start, history[-1])
   rows = _predict(model, test)
   write_predictions(os.path.join(directory, "predictions.csv"), rows)
   labels = np.array([r["label"] for r in rows])
   predicted = np.array([r["predicted"] for r in rows])
-  metrics = {"fold": config.fold, "test_subjects": list(split.test),
-             **evaluation.metrics(labels, predicted)}
+  metrics = {
+      "fold": config.fold,
+      "test_subjects": list(split.test),
+      **evaluation.metrics(labels, predicted)
+  }
   _write_json(os.path.join(directory, "metrics.json"), metrics)
   _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
   return metrics
