@@ -5,9 +5,10 @@ nfft=1024)` per epoch, plotted it with a colour map, saved the figure and resize
 saved picture to 224x224. `reference_images` does exactly that (it is slow: a figure per
 epoch). `spectrogram_images` computes the same picture directly, for many epochs at once:
 
-1. STFT power as two small matrix products: after removing each segment's mean, the
+1. STFT power as one small matrix product: after removing each segment's mean, the
    window, the zero-padded DFT and the density scale are linear in the segment, so they
-   fold into one (n_freq x nperseg) complex matrix, applied as its real and imaginary parts.
+   fold into one (n_freq x nperseg) complex matrix, applied as its stacked real and
+   imaginary parts.
    Frequency-major output makes the next steps contiguous; chunks of a few epochs keep
    the products in cache.
 2. Power -> dB, with scipy's density scaling and one-sided doubling.
@@ -55,8 +56,8 @@ def num_segments(config: SpectrogramConfig, samples: int) -> int:
 
 
 @functools.lru_cache(maxsize=8)
-def _stft_matrices(config: SpectrogramConfig) -> tuple[np.ndarray, np.ndarray]:
-  """(n_freq, nperseg) float32 real and imaginary STFT matrices, density scale folded in."""
+def _stft_matrix(config: SpectrogramConfig) -> np.ndarray:
+  """(2 * n_freq, nperseg) float32 [real; imaginary] STFT matrix, density scale folded in."""
   win = window(config)
   n_freq = num_frequencies(config)
   dft = np.exp(-2j * np.pi * np.outer(np.arange(n_freq), np.arange(config.nperseg)) / config.nfft)
@@ -64,8 +65,7 @@ def _stft_matrices(config: SpectrogramConfig) -> tuple[np.ndarray, np.ndarray]:
   scale = np.full(n_freq, 1.0 / (config.fs * np.sum(win * win)))
   scale[1:-1 if config.nfft % 2 == 0 else None] *= 2  # one-sided: fold negative freqs
   matrix *= np.sqrt(scale)[:, None]  # |sqrt(s) X|^2 = s |X|^2
-  return (np.ascontiguousarray(matrix.real,
-                               np.float32), np.ascontiguousarray(matrix.imag, np.float32))
+  return np.ascontiguousarray(np.concatenate([matrix.real, matrix.imag]), np.float32)
 
 
 def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -82,14 +82,12 @@ def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
 
 def _power_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
   """(n_freq, n * n_segments) float32 power density, frequency-major."""
-  real, imag = _stft_matrices(config)
-  segments = _segments_t(epochs, config)
-  power = real @ segments
-  np.multiply(power, power, out=power)
-  part = imag @ segments  # separate real/imag products: half the memory traffic
-  np.multiply(part, part, out=part)
-  power += part
-  return power
+  # One stacked [real; imaginary] product: with single-threaded BLAS (one Beam worker per
+  # core) two separate 513-row products measured 4x slower than one 1026-row product.
+  product = _stft_matrix(config) @ _segments_t(epochs, config)
+  np.multiply(product, product, out=product)
+  n_freq = product.shape[0] // 2
+  return np.add(product[:n_freq], product[n_freq:])
 
 
 def power_spectrogram(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -156,9 +154,9 @@ def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, out: np.ndarray
   db += np.float32(config.power_floor)
   np.log10(db, out=db)
   db *= 10.0
-  per_epoch = db.reshape(-1, n, n_seg)
-  low = per_epoch.min(axis=(0, 2))
-  span = per_epoch.max(axis=(0, 2)) - low
+  # Reduce over frequency first (contiguous rows), then over each epoch's segments.
+  low = db.min(axis=0).reshape(n, n_seg).min(axis=1)
+  span = db.max(axis=0).reshape(n, n_seg).max(axis=1) - low
   span[span == 0] = 1.0  # a constant picture maps to index 0, as a plot of it would
   rows = _frequency_matrix(db.shape[0], config.image_height) @ db  # (height, n * n_seg)
   # Normalise before the time resize (both are linear): contiguous, n times fewer columns.
