@@ -146,8 +146,9 @@ def plot_confusion(confusion: Sequence[Sequence[int]],
 
 
 def plot_curves(histories: dict, path: str) -> None:
-  """Train vs validation accuracy per epoch, one panel line pair per fold, as a PNG."""
+  """Train vs validation accuracy per epoch, one line pair per fold, as a PNG."""
   import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
@@ -167,6 +168,7 @@ def plot_curves(histories: dict, path: str) -> None:
   if switch:
     ax.axvline(min(switch) - 0.5, color="grey", lw=1)
     ax.text(min(switch) - 0.4, 0.02, "phase 2", color="grey", transform=ax.get_xaxis_transform())
+  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
   ax.set_xlabel("epoch")
   ax.set_ylabel("accuracy")
   ax.set_title("train (solid) vs validation (dashed) accuracy per fold")
