@@ -1,30 +1,78 @@
-"""Reading EDF/EDF+ files: a PSG channel in microvolts at 100 Hz, and hypnogram annotations.
+"""Reading EDF/EDF+ files: one PSG channel in microvolts, and hypnogram annotations.
 
-Signals and annotations are read with pyedflib (the field's standard EDF library). Some
-real-world files break the EDF+ standard in ways pyedflib refuses (older pyedflib
-versions refuse some Sleep-EDF hypnograms); for those we fall back to our own parser
-(`read_header`, `_read_digital`, `_parse_tals`), which checks only what reading needs, and
-log why. pyedflib 0.1.42 reads all 39 Sleep-EDF-20 hypnograms, and `edf_reader_test`
-checks that both paths give identical annotations for every one of them and identical
-samples for the real PSG excerpt. Every failure raises an `errors.RecordingError`
-subclass whose message names the file.
+Two readers, both first-class and tested against each other:
+
+* pyedflib (the field's standard EDF library, a wrapper of EDFlib) is the primary one.
+* Our own parser: `read_header` (every header field, checked), `read_digital` (the data
+  records with `np.fromfile`, sliced to one signal) and `parse_tals` (EDF+ time-stamped
+  annotation lists). It is used where pyedflib refuses a file, with a logged warning that
+  names the file and pyedflib's complaint, and directly with `use_pyedflib=False`.
+
+`read_header` runs first for every file, so a short, malformed or truncated file gets a
+precise `errors.EdfFormatError` whatever pyedflib would have done with it. Every failure
+raises an `errors.RecordingError` subclass whose message names the file.
+
+What was checked (pyedflib 0.1.42, the installed version; `tests/edf_reader_test.py`):
+
+* pyedflib reads all 39 Sleep-EDF-20 hypnograms; for every one, pyedflib and our TAL
+  parser give identical annotations (onset, duration, text, order). The issue expected
+  some to be refused; with this version none is. For the real PSG excerpt
+  (SC4001E0, first 300 s) both readers give the same 30000 samples of EEG Fpz-Cz.
+* EDFlib refuses readable files for strict-format reasons. Tested on hand-made files
+  (pyedflib really raising, nothing mocked): a start time written "16:13:00" (EDF wants
+  "16.13.00"), a right-justified number of records ("       1"), an EDF+ recording
+  field whose "Startdate" disagrees with the header's start date (hypnograms), a
+  Latin-1 micro sign in a physical dimension (PSG). Our parser reads each and gives
+  what pyedflib gives for the same file without the flaw. Also refused by EDFlib
+  (measured on a real hypnogram with one field changed, not kept as tests): an EDF+
+  patient field without its four subfields, a non-ASCII patient name, a lowercase
+  "EDF annotations" label, equal physical minimum and maximum, digital minimum -32767
+  in an annotation signal, a version other than "0" (which we refuse too).
+* EDFlib reports annotation onsets relative to the file's sub-second start (the onset of
+  the first data record's time-keeping TAL); `parse_tals` does the same.
+* pyedflib leaves "EDF Annotations" signals out of its signal numbering in EDF+ files;
+  `read_channel` maps our signal index to pyedflib's (tested with the annotation signal
+  stored first).
+
+Resampling (`resample`): tensorflow-io's `tfio.audio.resample` delays its output by a
+fixed number of input samples (measured: 0.32 s from 200 Hz and 250 Hz, 0.328 s from
+256 Hz, 0.64 s from 50 Hz, all to 100 Hz) and returns floor(n * rate_out / rate_in)
+samples, so the end of the signal is lost. We measure that delay once per rate pair
+with a Gaussian probe, pad the input and cut the output so that output sample k is the
+signal at k / rate_out exactly (tested: a bump's centroid and a sine's phase come out
+where they went in). Rates that are not whole numbers use scipy's zero-phase
+`resample_poly`.
 """
 
 import dataclasses
+import fractions
+import functools
+import math
 import os
 import re
-from typing import Optional
+from typing import Optional, Sequence
 
-import numpy as np
 from absl import logging
+import numpy as np
+import pyedflib
 
 from eegmobile import errors
 
-_UNIT_SCALE = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mcv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3}
+ANNOTATIONS_LABEL = "EDF Annotations"
+
+# Physical dimension (lowercase, spaces removed) -> microvolts per unit.
+_MICROVOLTS_PER_UNIT = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mcv": 1.0, "mv": 1e3, "v": 1e6}
+_INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# Per-signal header fields in file order: (name, width in bytes).
+_SIGNAL_FIELDS = (("label", 16), ("transducer", 80), ("physical_dim", 8), ("physical_min", 8),
+                  ("physical_max", 8), ("digital_min", 8), ("digital_max", 8), ("prefilter", 80),
+                  ("samples_per_record", 8), ("reserved", 32))
 
 
 @dataclasses.dataclass(frozen=True)
 class SignalHeader:
+  """One signal's header fields (EDF specification, section 'header record')."""
   label: str
   transducer: str
   physical_dim: str
@@ -38,6 +86,8 @@ class SignalHeader:
 
 @dataclasses.dataclass(frozen=True)
 class EdfHeader:
+  """A parsed EDF/EDF+ header. `num_records` is derived from the file size if the header
+  says -1 (unknown)."""
   path: str
   version: str
   patient: str
@@ -52,15 +102,22 @@ class EdfHeader:
 
   @property
   def duration_s(self) -> float:
+    """Length of the recording in seconds (data records x record duration)."""
     return self.num_records * self.record_duration
 
   @property
   def record_samples(self) -> int:
+    """Samples (2-byte integers) in one data record, all signals together."""
     return sum(s.samples_per_record for s in self.signals)
+
+  @property
+  def is_edf_plus(self) -> bool:
+    return self.reserved.startswith("EDF+")
 
 
 @dataclasses.dataclass(frozen=True)
 class Annotation:
+  """One EDF+ annotation; duration is -1 where the file gives none (pyedflib's convention)."""
   onset: float
   duration: float
   description: str
@@ -68,7 +125,16 @@ class Annotation:
 
 @dataclasses.dataclass(frozen=True)
 class Channel:
-  """One channel, in microvolts, resampled to `fs`."""
+  """One channel in microvolts, resampled to `fs`.
+
+  Attributes:
+    signal: float32 samples in microvolts at `fs`.
+    fs: sampling rate of `signal`, Hz.
+    original_fs: sampling rate in the file, Hz.
+    label: the signal's label as found in the file.
+    unit: the signal's physical dimension as found in the file.
+    duration_s: length of the recording (data records x record duration), seconds.
+  """
   signal: np.ndarray
   fs: float
   original_fs: float
@@ -77,88 +143,149 @@ class Channel:
   duration_s: float
 
 
-def _field(raw: bytes, path: str, name: str) -> str:
+# ---------------------------------------------------------------------------------------
+# Header
+
+
+def _text(raw: bytes) -> str:
+  """A header field as text: UTF-8 where valid (EDF+ allows it in some fields), else Latin-1."""
   try:
-    return raw.decode("ascii").strip()
-  except UnicodeDecodeError as e:
-    raise errors.EdfFormatError(path, f"header field {name!r} is not ASCII") from e
+    return raw.decode("utf-8").strip()
+  except UnicodeDecodeError:
+    return raw.decode("latin-1").strip()
 
 
-def _number(text: str, path: str, name: str, kind=float):
+def _number(raw: bytes, path: str, field: str, integer: bool = False, signal: Optional[str] = None):
+  text = _text(raw)
+  if not (_INTEGER if integer else _DECIMAL).fullmatch(text):
+    of_signal = "" if signal is None else f" of signal {signal!r}"
+    raise errors.EdfFormatError(path,
+                                f"header field {field!r}{of_signal} is not a number: {text!r}")
+  return int(text) if integer else float(text)
+
+
+def _signal_header(columns: dict[str, list[bytes]], i: int, path: str) -> SignalHeader:
+  """Signal i's header from the per-field columns of raw bytes."""
+  label = _text(columns["label"][i])
+
+  def number(field: str, integer: bool = False):
+    return _number(columns[field][i], path, field.replace("_", " "), integer, label)
+
+  signal = SignalHeader(label=label,
+                        transducer=_text(columns["transducer"][i]),
+                        physical_dim=_text(columns["physical_dim"][i]),
+                        physical_min=number("physical_min"),
+                        physical_max=number("physical_max"),
+                        digital_min=number("digital_min", True),
+                        digital_max=number("digital_max", True),
+                        prefilter=_text(columns["prefilter"][i]),
+                        samples_per_record=number("samples_per_record", True))
+  if signal.samples_per_record < 1:
+    raise errors.EdfFormatError(
+        path, f"signal {label!r} has {signal.samples_per_record} samples per "
+        "data record; at least 1 is needed")
+  return signal
+
+
+def _signal_headers(raw: bytes, num_signals: int, path: str) -> tuple[SignalHeader, ...]:
+  """Parses the 256 * ns bytes of per-signal fields (stored field by field: all labels,
+  then all transducers, ...)."""
+  columns, offset = {}, 0
+  for name, width in _SIGNAL_FIELDS:
+    columns[name] = [raw[offset + i * width:offset + (i + 1) * width] for i in range(num_signals)]
+    offset += width * num_signals
+  return tuple(_signal_header(columns, i, path) for i in range(num_signals))
+
+
+def _read_header_bytes(path: str) -> tuple[bytes, bytes, int, int]:
+  """(fixed 256 bytes, per-signal bytes, number of signals, file size)."""
   try:
-    return kind(text)
-  except ValueError as e:
-    raise errors.EdfFormatError(path, f"header field {name!r} is not a number: {text!r}") from e
-
-
-def read_header(path: str) -> EdfHeader:
-  """Parses and checks an EDF/EDF+ header.
-
-  Raises:
-    errors.EdfFormatError: missing, too short, malformed or truncated file.
-  """
-  if not os.path.exists(path):
-    raise errors.EdfFormatError(path, "file does not exist")
-  size = os.path.getsize(path)
-  with open(path, "rb") as f:
-    fixed = f.read(256)
-    if len(fixed) < 256:
-      raise errors.EdfFormatError(path, f"only {len(fixed)} bytes; an EDF header needs 256")
-    num_signals = _number(_field(fixed[252:256], path, "ns"), path, "ns", int)
-    if num_signals < 1:
-      raise errors.EdfFormatError(path, f"header declares {num_signals} signals")
-    rest = f.read(256 * num_signals)
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+      fixed = f.read(256)
+      if len(fixed) < 256:
+        raise errors.EdfFormatError(path,
+                                    f"only {len(fixed)} bytes; an EDF header needs at least 256")
+      num_signals = _number(fixed[252:256], path, "number of signals", integer=True)
+      if num_signals < 1:
+        raise errors.EdfFormatError(path, f"the header declares {num_signals} signals")
+      rest = f.read(256 * num_signals)
+  except OSError as e:
+    raise errors.EdfFormatError(path, f"cannot be read: {e.strerror or e}") from e
   if len(rest) < 256 * num_signals:
     raise errors.EdfFormatError(
         path, f"truncated header: {num_signals} signals need "
-        f"{256 * (num_signals + 1)} header bytes, file has {size}")
-  header_bytes = _number(_field(fixed[184:192], path, "header bytes"), path, "header bytes", int)
+        f"{256 * (num_signals + 1)} header bytes, the file has {size}")
+  return fixed, rest, num_signals, size
+
+
+def _count_records(declared: int, record_bytes: int, header_bytes: int, size: int,
+                   path: str) -> int:
+  """The number of data records: checked against the file size, or derived from it."""
+  held = (size - header_bytes) // record_bytes
+  if declared == -1:
+    return held
+  if declared < -1:
+    raise errors.EdfFormatError(path, f"the header declares {declared} data records")
+  if declared > held:
+    raise errors.EdfFormatError(
+        path, f"truncated: the header promises {declared} data records of "
+        f"{record_bytes} bytes, the file holds {held} ({size} bytes, "
+        f"{header_bytes + declared * record_bytes} expected)")
+  return declared
+
+
+def read_header(path: str) -> EdfHeader:
+  """Parses and checks an EDF/EDF+ header (our own parser; pyedflib is not used).
+
+  Args:
+    path: the EDF file.
+
+  Returns:
+    The header, with `num_records` checked against the file size (derived from it when
+    the header says -1).
+
+  Raises:
+    errors.EdfFormatError: the file is missing or unreadable, shorter than its header,
+      not EDF (version other than "0"), has a non-numeric number field, a header size
+      that does not match its number of signals, a negative record count or duration, a
+      signal without samples, or fewer data records than the header promises
+      (truncated: the message says how many it promises and how many the file holds).
+  """
+  path = str(path)
+  fixed, rest, num_signals, size = _read_header_bytes(path)
+  version = _text(fixed[0:8])
+  if version != "0":
+    raise errors.EdfFormatError(
+        path, f"version field is {version!r}, not '0': not an EDF file "
+        "(BDF's 24-bit samples are not supported)")
+  header_bytes = _number(fixed[184:192], path, "number of header bytes", integer=True)
   if header_bytes != 256 * (num_signals + 1):
     raise errors.EdfFormatError(
         path, f"header size field says {header_bytes} bytes, but "
         f"{num_signals} signals make {256 * (num_signals + 1)}")
-  widths = [("label", 16), ("transducer", 80), ("physical_dim", 8), ("physical_min", 8),
-            ("physical_max", 8), ("digital_min", 8), ("digital_max", 8), ("prefilter", 80),
-            ("samples_per_record", 8), ("reserved", 32)]
-  columns, offset = {}, 0
-  for name, width in widths:
-    columns[name] = [
-        _field(rest[offset + i * width:offset + (i + 1) * width], path, name)
-        for i in range(num_signals)
-    ]
-    offset += width * num_signals
-  signals = tuple(
-      SignalHeader(label=columns["label"][i],
-                   transducer=columns["transducer"][i],
-                   physical_dim=columns["physical_dim"][i],
-                   physical_min=_number(columns["physical_min"][i], path, "physical minimum"),
-                   physical_max=_number(columns["physical_max"][i], path, "physical maximum"),
-                   digital_min=_number(columns["digital_min"][i], path, "digital minimum", int),
-                   digital_max=_number(columns["digital_max"][i], path, "digital maximum", int),
-                   prefilter=columns["prefilter"][i],
-                   samples_per_record=_number(columns["samples_per_record"][i], path, "samples",
-                                              int)) for i in range(num_signals))
-  record_bytes = 2 * sum(s.samples_per_record for s in signals)
-  num_records = _number(_field(fixed[236:244], path, "records"), path, "number of records", int)
-  available = (size - header_bytes) // record_bytes if record_bytes else 0
-  if num_records == -1:
-    num_records = available
-  elif num_records > available:
-    raise errors.EdfFormatError(
-        path, f"truncated: the header promises {num_records} data "
-        f"records of {record_bytes} bytes, the file holds {available}")
+  record_duration = _number(fixed[244:252], path, "duration of a data record")
+  if record_duration < 0:
+    raise errors.EdfFormatError(path, f"negative data record duration {record_duration:g} s")
+  signals = _signal_headers(rest, num_signals, path)
+  declared = _number(fixed[236:244], path, "number of data records", integer=True)
+  num_records = _count_records(declared, 2 * sum(s.samples_per_record for s in signals),
+                               header_bytes, size, path)
   return EdfHeader(path=path,
-                   version=_field(fixed[0:8], path, "version"),
-                   patient=_field(fixed[8:88], path, "patient"),
-                   recording=_field(fixed[88:168], path, "recording"),
-                   startdate=_field(fixed[168:176], path, "startdate"),
-                   starttime=_field(fixed[176:184], path, "starttime"),
+                   version=version,
+                   patient=_text(fixed[8:88]),
+                   recording=_text(fixed[88:168]),
+                   startdate=_text(fixed[168:176]),
+                   starttime=_text(fixed[176:184]),
                    header_bytes=header_bytes,
-                   reserved=_field(fixed[192:236], path, "reserved"),
+                   reserved=_text(fixed[192:236]),
                    num_records=num_records,
-                   record_duration=_number(_field(fixed[244:252], path, "duration"), path,
-                                           "record duration"),
+                   record_duration=record_duration,
                    signals=signals)
+
+
+# ---------------------------------------------------------------------------------------
+# Signals
 
 
 def _normalise_label(label: str) -> str:
@@ -167,22 +294,40 @@ def _normalise_label(label: str) -> str:
 
 
 def find_signal(header: EdfHeader, channel: str) -> int:
-  """Index of the signal whose label matches `channel` (case/space-insensitive, 'EEG ' optional).
+  """Index of the signal `channel` names.
+
+  An exact label match wins; otherwise case, whitespace and an "EEG" prefix are ignored
+  ("Fpz-Cz", "EEG FPZ-CZ" and "eeg fpz-cz" all find "EEG Fpz-Cz").
+
+  Args:
+    header: the file's header.
+    channel: the label asked for.
+
+  Returns:
+    The signal's index in `header.signals`.
 
   Raises:
-    errors.ChannelError: no such signal.
+    errors.ChannelError: no signal matches, or several match equally.
   """
-  wanted = _normalise_label(channel)
-  for i, signal in enumerate(header.signals):
-    if _normalise_label(signal.label) == wanted:
-      return i
+  labels = [s.label for s in header.signals]
+  if channel in labels:
+    return labels.index(channel)
+  matches = [
+      i for i, label in enumerate(labels) if _normalise_label(label) == _normalise_label(channel)
+  ]
+  if len(matches) == 1:
+    return matches[0]
+  if matches:
+    raise errors.ChannelError(
+        header.path, f"channel {channel!r} is ambiguous: it matches " +
+        ", ".join(repr(labels[i]) for i in matches))
   raise errors.ChannelError(
       header.path,
-      f"no channel {channel!r}; the file has " + ", ".join(repr(s.label) for s in header.signals))
+      f"no channel {channel!r}; the file has " + ", ".join(repr(label) for label in labels))
 
 
-def _read_digital(header: EdfHeader, index: int) -> np.ndarray:
-  """Our own reader: one signal's digital samples, all records, as int16."""
+def read_digital(header: EdfHeader, index: int) -> np.ndarray:
+  """Our own reader: one signal's digital samples from every data record, as int16."""
   data = np.fromfile(header.path,
                      dtype="<i2",
                      offset=header.header_bytes,
@@ -192,120 +337,274 @@ def _read_digital(header: EdfHeader, index: int) -> np.ndarray:
   return records[:, start:start + header.signals[index].samples_per_record].ravel()
 
 
-def _physical(header: EdfHeader, index: int) -> np.ndarray:
+def digital_to_physical(digital: np.ndarray, signal: SignalHeader) -> np.ndarray:
+  """Digital samples -> physical values (float64), the linear map the header defines."""
+  gain = (signal.physical_max - signal.physical_min) / (signal.digital_max - signal.digital_min)
+  return (np.asarray(digital, np.float64) - signal.digital_min) * gain + signal.physical_min
+
+
+def _pyedflib_physical(header: EdfHeader, index: int) -> np.ndarray:
+  """One signal in physical units, read by pyedflib (raises OSError if it refuses the file)."""
+  # pyedflib leaves EDF+ annotation signals out of its numbering.
+  skipped = sum(
+      s.label == ANNOTATIONS_LABEL for s in header.signals[:index]) if header.is_edf_plus else 0
+  with pyedflib.EdfReader(header.path) as reader:
+    label = reader.getLabel(index - skipped).strip()
+    if label != header.signals[index].label:
+      raise errors.EdfFormatError(
+          header.path, f"pyedflib's signal {index - skipped} is {label!r}, "
+          f"our header parser's signal {index} is {header.signals[index].label!r}")
+    return reader.readSignal(index - skipped, digital=False)
+
+
+def _physical(header: EdfHeader, index: int, use_pyedflib: bool) -> np.ndarray:
   """One signal in physical units: pyedflib, or our reader where pyedflib refuses the file."""
-  try:
-    import pyedflib  # pylint: disable=g-import-not-at-top
-    with pyedflib.EdfReader(header.path) as reader:
-      return reader.readSignal(index, digital=False)
-  except OSError as e:
-    logging.warning("%s: pyedflib refused the file (%s); reading it with our own parser",
-                    header.path, e)
-  s = header.signals[index]
-  gain = (s.physical_max - s.physical_min) / (s.digital_max - s.digital_min)
-  return (_read_digital(header, index).astype(np.float64) - s.digital_min) * gain + s.physical_min
+  if use_pyedflib:
+    try:
+      return _pyedflib_physical(header, index)
+    except OSError as e:
+      logging.warning("%s: pyedflib refused the file (%s); reading it with our own EDF parser",
+                      header.path, e)
+  return digital_to_physical(read_digital(header, index), header.signals[index])
 
 
-def _resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
-  """Resamples with tensorflow-io (integer rates) or scipy's polyphase filter (others)."""
-  if float(rate_in).is_integer() and float(rate_out).is_integer():
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
-    out = tfio.audio.resample(tf.constant(signal[:, None], tf.float32),
-                              rate_in=int(rate_in),
-                              rate_out=int(rate_out))
-    return out.numpy()[:, 0]
-  import fractions  # pylint: disable=g-import-not-at-top
-  import scipy.signal  # pylint: disable=g-import-not-at-top
-  ratio = fractions.Fraction(rate_out / rate_in).limit_denominator(1000)
-  return scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator).astype(np.float32)
+def _check_signal_header(header: EdfHeader, signal: SignalHeader) -> float:
+  """Checks what reading `signal` in microvolts needs; returns microvolts per unit."""
+  if header.reserved.startswith("EDF+D"):
+    raise errors.EdfFormatError(
+        header.path, "is a discontinuous EDF+D recording; only continuous "
+        "recordings can be cut into epochs")
+  if header.num_records == 0 or header.record_duration <= 0:
+    raise errors.EdfFormatError(
+        header.path, f"holds no signal data ({header.num_records} data records "
+        f"of {header.record_duration:g} s)")
+  if signal.digital_max <= signal.digital_min or signal.physical_max == signal.physical_min:
+    raise errors.EdfFormatError(
+        header.path, f"signal {signal.label!r} has an empty range: digital "
+        f"{signal.digital_min}..{signal.digital_max}, physical "
+        f"{signal.physical_min:g}..{signal.physical_max:g}")
+  scale = _MICROVOLTS_PER_UNIT.get(re.sub(r"\s+", "", signal.physical_dim.lower()))
+  if scale is None:
+    raise errors.ChannelError(
+        header.path, f"channel {signal.label!r} has unit {signal.physical_dim!r}; "
+        "expected uV (µV, mcV), mV or V")
+  return scale
 
 
-def read_channel(path: str, channel: str = "EEG Fpz-Cz", *, target_fs: float = 100.0) -> Channel:
+def _check_samples(path: str, label: str, signal: np.ndarray) -> None:
+  if not np.all(np.isfinite(signal)):
+    raise errors.ChannelError(path, f"channel {label!r} contains NaN or infinite samples")
+  if np.ptp(signal) == 0:
+    raise errors.ChannelError(
+        path, f"channel {label!r} is flat (every sample equals "
+        f"{signal[0]:g}); electrode disconnected?")
+
+
+def read_channel(path: str,
+                 channel: str = "EEG Fpz-Cz",
+                 *,
+                 target_fs: float = 100.0,
+                 use_pyedflib: bool = True) -> Channel:
   """Reads one channel in microvolts, resampled to target_fs.
 
   Args:
     path: EDF file.
-    channel: label to look for (aliases: case, spaces and an 'EEG ' prefix are ignored).
+    channel: label to look for (see `find_signal` for the aliases accepted).
     target_fs: output sampling rate, Hz.
+    use_pyedflib: read the samples with pyedflib (falling back to our parser where it
+      refuses the file); False reads them with our parser only.
+
+  Returns:
+    The channel, with the label and unit as the file spells them.
 
   Raises:
-    errors.EdfFormatError: the file is unreadable or truncated.
-    errors.ChannelError: the channel is missing, in an unknown unit, or NaN/flat.
+    errors.EdfFormatError: the file is unreadable, malformed, truncated, discontinuous
+      (EDF+D) or holds no data records.
+    errors.ChannelError: the channel is missing, in a unit other than uV/mV/V, or has
+      NaN/infinite samples or only one value.
   """
   header = read_header(path)
   index = find_signal(header, channel)
   spec = header.signals[index]
-  scale = _UNIT_SCALE.get(spec.physical_dim.strip().lower())
-  if scale is None:
-    raise errors.ChannelError(
-        path, f"channel {spec.label!r} has unit {spec.physical_dim!r}; "
-        "expected V, mV or uV")
-  if header.record_duration <= 0 or header.num_records == 0:
-    raise errors.ChannelError(path, "holds no signal data (no data records)")
+  scale = _check_signal_header(header, spec)
+  signal = _physical(header, index, use_pyedflib) * scale
+  _check_samples(header.path, spec.label, signal)
   fs = spec.samples_per_record / header.record_duration
-  signal = _physical(header, index) * scale
-  if not np.all(np.isfinite(signal)):
-    raise errors.ChannelError(path, f"channel {spec.label!r} contains NaN or infinite samples")
-  if np.ptp(signal) == 0:
-    raise errors.ChannelError(
-        path, f"channel {spec.label!r} is flat (every sample equals "
-        f"{signal[0]:g}); electrode disconnected?")
   if fs != target_fs:
-    signal = _resample(signal, fs, target_fs)
+    signal = resample(signal, fs, target_fs)
   return Channel(signal=np.asarray(signal, np.float32),
-                 fs=target_fs,
+                 fs=float(target_fs),
                  original_fs=fs,
                  label=spec.label,
                  unit=spec.physical_dim,
                  duration_s=header.duration_s)
 
 
-def _parse_tals(raw: bytes, path: str) -> list[Annotation]:
-  """EDF+ time-stamped annotation lists -> annotations (time-keeping TALs skipped)."""
+# ---------------------------------------------------------------------------------------
+# Resampling
+
+
+def _tfio_resample(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
+  out = tfio.audio.resample(tf.constant(np.asarray(signal, np.float32)[:, None]),
+                            rate_in=rate_in,
+                            rate_out=rate_out)
+  return out.numpy()[:, 0]
+
+
+@functools.lru_cache(maxsize=None)
+def tfio_delay(rate_in: int, rate_out: int) -> int:
+  """The delay of `tfio.audio.resample`, in input samples, measured once per rate pair.
+
+  A Gaussian bump (narrow-band, far below both Nyquist frequencies) goes in well away
+  from both ends of a probe signal; the shift of its centroid is the resampler's delay.
+  """
+  sigma = max(0.1, 5.0 / min(rate_in, rate_out))
+  centre = 10.0 + 10 * sigma
+  t = np.arange(int((2 * centre + 20) * rate_in)) / rate_in
+  out = _tfio_resample(np.exp(-0.5 * ((t - centre) / sigma)**2), rate_in, rate_out)
+  centroid = np.sum(np.arange(len(out)) / rate_out * out) / np.sum(out)
+  return max(0, int(round((centroid - centre) * rate_in)))  # causal: never an advance
+
+
+def _tfio_resample_aligned(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+  """tfio resampling with its delay removed: output sample k is the signal at k / rate_out."""
+  delay = tfio_delay(rate_in, rate_out)
+  period = rate_in // math.gcd(rate_in, rate_out)  # input samples per common grid point
+  lead = -delay % period  # so that the delay plus the lead is a whole number of outputs
+  skip = (delay + lead) * rate_out // rate_in
+  # Reflecting (not zero) padding: no step at either end for the filter to ring on.
+  mode = "reflect" if len(signal) > 1 else "edge"
+  padded = np.pad(np.asarray(signal, np.float64), (lead, delay + period), mode=mode)
+  return _tfio_resample(padded, rate_in, rate_out)[skip:]
+
+
+def _poly_resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
+  import scipy.signal  # pylint: disable=g-import-not-at-top
+  ratio = (fractions.Fraction(rate_out).limit_denominator(10**6) /
+           fractions.Fraction(rate_in).limit_denominator(10**6)).limit_denominator(1000)
+  return scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator)
+
+
+def resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
+  """Resamples a signal; output sample k is the signal at time k / rate_out.
+
+  Whole-number rates use tensorflow-io (`tfio.audio.resample`, its delay removed; see the
+  module docstring); others scipy's zero-phase polyphase filter with the rate ratio
+  approximated by a fraction with a denominator of at most 1000.
+
+  Args:
+    signal: 1-D samples at rate_in.
+    rate_in: input rate, Hz.
+    rate_out: output rate, Hz.
+
+  Returns:
+    float32 samples at rate_out, floor(len(signal) * rate_out / rate_in) of them.
+  """
+  num_out = int(math.floor(len(signal) * rate_out / rate_in + 1e-9))
+  if float(rate_in).is_integer() and float(rate_out).is_integer():
+    out = _tfio_resample_aligned(signal, int(rate_in), int(rate_out))
+  else:
+    out = _poly_resample(signal, rate_in, rate_out)
+  return np.asarray(out[:num_out], np.float32)
+
+
+# ---------------------------------------------------------------------------------------
+# Annotations
+
+
+def _parse_tal(tal: bytes, path: Optional[str]) -> tuple[float, float, list[str]]:
+  """One TAL "+onset[\\x15duration]\\x14text\\x14...\\x14" -> (onset, duration, texts)."""
+  parts = tal.split(b"\x14")
+  timing = parts[0].split(b"\x15")
+  if len(parts) < 2 or len(timing) > 2:
+    raise errors.EdfFormatError(path, f"malformed annotation list {tal!r}")
+  try:
+    onset = float(timing[0])
+    duration = float(timing[1]) if len(timing) > 1 and timing[1] else -1.0
+  except ValueError as e:
+    raise errors.EdfFormatError(path, f"malformed annotation timing {parts[0]!r}") from e
+  texts = parts[1:-1] if parts[-1] == b"" else parts[1:]
+  return onset, duration, [t.decode("utf-8", "replace") for t in texts]
+
+
+def parse_tals(records: Sequence[bytes], path: Optional[str] = None) -> list[Annotation]:
+  """Our own EDF+ annotation parser: the "EDF Annotations" bytes of each data record -> annotations.
+
+  Each record holds TALs ending in NUL bytes; its first TAL is the time-keeping one
+  ("+onset\\x14\\x14", an empty text marking the record's start), skipped. Onsets are made
+  relative to the first record's start, as EDFlib does (it is 0 unless the file starts
+  at a fraction of a second).
+
+  Args:
+    records: per data record, the bytes of the annotation signal.
+    path: the file, for error messages.
+
+  Returns:
+    The annotations in file order.
+
+  Raises:
+    errors.EdfFormatError: a TAL that cannot be parsed.
+  """
+  out, start = [], None
+  for raw in records:
+    for i, tal in enumerate(t for t in raw.split(b"\x00") if t):
+      onset, duration, texts = _parse_tal(tal, path)
+      if i == 0 and texts and not texts[0]:  # time-keeping TAL
+        start = onset if start is None else start
+        texts = texts[1:]
+      out += [Annotation(onset, duration, text) for text in texts if text]
+  start = start or 0.0
+  return [Annotation(a.onset - start, a.duration, a.description) for a in out]
+
+
+def _own_annotations(header: EdfHeader) -> list[Annotation]:
   out = []
-  for tal in raw.split(b"\x00"):
-    if not tal.strip(b"\x00"):
-      continue
-    parts = tal.split(b"\x14")
-    timing = parts[0].split(b"\x15")
-    try:
-      onset = float(timing[0])
-      duration = float(timing[1]) if len(timing) > 1 and timing[1] else -1.0
-    except ValueError as e:
-      raise errors.EdfFormatError(path, f"malformed annotation timing {parts[0]!r}") from e
-    for text in parts[1:]:
-      if text:
-        out.append(Annotation(onset, duration, text.decode("utf-8", "replace")))
+  for index, signal in enumerate(header.signals):
+    if signal.label == ANNOTATIONS_LABEL:
+      digital = read_digital(header, index).reshape(header.num_records, -1)
+      out += parse_tals([record.astype("<i2").tobytes() for record in digital], header.path)
   return out
 
 
-def _own_annotations(path: str) -> list[Annotation]:
-  header = read_header(path)
-  annotation_signals = [i for i, s in enumerate(header.signals) if s.label == "EDF Annotations"]
-  if not annotation_signals:
-    raise errors.EdfFormatError(path, "no 'EDF Annotations' signal: not an EDF+ hypnogram")
-  out = []
-  for index in annotation_signals:
-    out += _parse_tals(_read_digital(header, index).astype("<i2").tobytes(), path)
-  return sorted(out, key=lambda a: a.onset)
+def _pyedflib_annotations(path: str) -> list[Annotation]:
+  with pyedflib.EdfReader(path) as reader:
+    onsets, durations, texts = reader.readAnnotations()
+  return [Annotation(float(o), float(d), str(t)) for o, d, t in zip(onsets, durations, texts)]
 
 
-def read_annotations(path: str) -> list[Annotation]:
+def read_annotations(path: str, *, use_pyedflib: bool = True) -> list[Annotation]:
   """Reads an EDF+ file's annotations (a Sleep-EDF hypnogram), sorted by onset.
 
+  Args:
+    path: EDF+ file with an "EDF Annotations" signal.
+    use_pyedflib: read with pyedflib (falling back to our parser where it refuses the
+      file, or where the file does not say it is EDF+); False uses our parser only.
+
+  Returns:
+    The annotations, sorted by onset (ties keep file order).
+
   Raises:
-    errors.EdfFormatError: unreadable file, or no annotations signal.
+    errors.EdfFormatError: unreadable, malformed or truncated file, a malformed
+      annotation, or no "EDF Annotations" signal.
   """
-  read_header(path)  # clear errors for missing, short or truncated files
-  try:
-    import pyedflib  # pylint: disable=g-import-not-at-top
-    with pyedflib.EdfReader(path) as reader:
-      onsets, durations, texts = reader.readAnnotations()
-    return sorted(
-        (Annotation(float(o), float(d), str(t)) for o, d, t in zip(onsets, durations, texts)),
-        key=lambda a: a.onset)
-  except OSError as e:
-    logging.warning("%s: pyedflib refused the file (%s); parsing its annotations ourselves", path,
-                    e)
-  return _own_annotations(path)
+  header = read_header(path)
+  if not any(s.label == ANNOTATIONS_LABEL for s in header.signals):
+    raise errors.EdfFormatError(
+        header.path, f"no {ANNOTATIONS_LABEL!r} signal: not an EDF+ hypnogram "
+        "(signals: " + ", ".join(repr(s.label) for s in header.signals) + ")")
+  annotations = None
+  if use_pyedflib and not header.is_edf_plus:
+    logging.warning(
+        "%s: reserved field %r does not say EDF+, so pyedflib would ignore its "
+        "annotations; reading them with our own EDF parser", header.path, header.reserved)
+  elif use_pyedflib:
+    try:
+      annotations = _pyedflib_annotations(header.path)
+    except OSError as e:
+      logging.warning("%s: pyedflib refused the file (%s); parsing its annotations ourselves",
+                      header.path, e)
+  if annotations is None:
+    annotations = _own_annotations(header)
+  return sorted(annotations, key=lambda a: a.onset)
