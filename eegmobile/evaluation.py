@@ -14,6 +14,12 @@ import numpy as np
 from eegmobile import stages
 
 # Published Sleep-EDF-20 (Fpz-Cz, 20-fold subject-wise CV) rows, in percent (kappa as is).
+# Sources: EEGMobile: Ardeshir & Araghi 2023, Table 1. DeepSleepNet: Supratak et al. 2017,
+# IEEE TNSRE 25(11):1998-2008 (arXiv:1703.04046), Fpz-Cz results. TinySleepNet:
+# Supratak & Guo 2020, EMBC, pp. 641-644 (doi:10.1109/EMBC44109.2020.9176741), Sleep-EDF
+# Fpz-Cz row. ACC / MF1 / kappa of both peers agree with later papers' comparison tables
+# (e.g. SalientSleepNet Table 1, DeepSleepNet-Lite Table VIII); their per-class F1 are
+# checked only for consistency (each row's MF1 is the mean of its F1s, evaluation_test).
 PUBLISHED = (
     {
         "method": "EEGMobile (paper)",
@@ -31,7 +37,7 @@ PUBLISHED = (
     },
     {
         "method": "TinySleepNet",
-        "source": "Supratak & Guo 2020, EMBC, Table II",
+        "source": "Supratak & Guo 2020, EMBC (Sleep-EDF Fpz-Cz)",
         "acc": 85.4,
         "mf1": 80.5,
         "kappa": 0.80,
@@ -45,7 +51,7 @@ PUBLISHED = (
     },
     {
         "method": "DeepSleepNet",
-        "source": "Supratak et al. 2017, IEEE TNSRE, Table IV",
+        "source": "Supratak et al. 2017, IEEE TNSRE (Fpz-Cz)",
         "acc": 82.0,
         "mf1": 76.9,
         "kappa": 0.76,
@@ -61,7 +67,17 @@ PUBLISHED = (
 
 
 def metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
-  """ACC, macro-F1 (percent), Cohen's kappa, per-class F1 (percent), confusion matrix."""
+  """The paper's metrics of pooled per-epoch predictions.
+
+  Args:
+    labels: scored stage indices (0..4), one per epoch.
+    predicted: predicted stage indices, same length.
+
+  Returns:
+    {"num_epochs", "acc" (%), "mf1" (%, mean of the five per-class F1), "kappa" (Cohen's),
+     "f1" {stage: %}, "confusion" [scored][predicted] counts}. A stage absent from both
+    arrays has F1 0 (scikit-learn's zero_division=0) and still counts in the macro mean.
+  """
   from sklearn import metrics as sk  # pylint: disable=g-import-not-at-top
   labels, predicted = np.asarray(labels), np.asarray(predicted)
   classes = list(range(stages.NUM_STAGES))
@@ -79,7 +95,15 @@ def metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
 
 
 def table_rows(ours: dict, label: str) -> list[dict]:
-  """Our row first, then the published ones; flat dicts with the same columns."""
+  """Table 1 rows: ours (named `label`) first, then the published ones.
+
+  Args:
+    ours: `metrics(...)` of the pooled predictions.
+    label: our row's method name (it carries the PARTIAL / complete status).
+
+  Returns:
+    Flat dicts with the same keys: method, acc, mf1, kappa, f1_<stage>..., source.
+  """
 
   def flat(row):
     return {
@@ -96,6 +120,7 @@ def table_rows(ours: dict, label: str) -> list[dict]:
 
 
 def to_markdown(rows: Sequence[dict], title: str) -> str:
+  """Rows (same keys) as a Markdown table under a `# title` heading."""
   header = list(rows[0])
   lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
   lines += ["| " + " | ".join(str(r[k]) for k in header) + " |" for r in rows]
@@ -103,6 +128,7 @@ def to_markdown(rows: Sequence[dict], title: str) -> str:
 
 
 def to_csv(rows: Sequence[dict]) -> str:
+  """Rows (same keys) as CSV text with a header line."""
   buffer = io.StringIO()
   out = csv.DictWriter(buffer, fieldnames=list(rows[0]))
   out.writeheader()
@@ -111,13 +137,20 @@ def to_csv(rows: Sequence[dict]) -> str:
 
 
 def to_json(rows: Sequence[dict], extra: dict) -> str:
+  """{**extra, "rows": rows} as canonical JSON text."""
   return json.dumps({**extra, "rows": list(rows)}, indent=1, sort_keys=True) + "\n"
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]],
                    path: str,
                    title: Optional[str] = None) -> None:
-  """Counts and row-normalised confusion matrices side by side, as a PNG."""
+  """Counts and row-normalised confusion matrices side by side, as a PNG.
+
+  Args:
+    confusion: [scored][predicted] counts (`metrics(...)["confusion"]`).
+    path: the PNG to write.
+    title: figure title (e.g. the run and its PARTIAL / complete status).
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -126,7 +159,9 @@ def plot_confusion(confusion: Sequence[Sequence[int]],
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
   for ax, matrix, name, fmt in ((axes[0], counts, "counts", "{:.0f}"),
                                 (axes[1], normalised, "row-normalised", "{:.2f}")):
-    ax.imshow(matrix if name != "counts" else normalised, cmap="Blues", vmin=0, vmax=1)
+    # Both panels are shaded by the row-normalised value: with raw counts N2 (~40% of
+    # epochs) would wash out every other row.
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     for (i, j), value in np.ndenumerate(matrix):
       ax.text(j,
               i,
@@ -145,25 +180,48 @@ def plot_confusion(confusion: Sequence[Sequence[int]],
   plt.close(fig)
 
 
-def plot_curves(histories: dict, path: str) -> None:
-  """Train vs validation accuracy per epoch, one line pair per fold, as a PNG."""
+def mean_by_epoch(histories: dict, key: str) -> tuple[list[int], list[float]]:
+  """(epochs, mean of `key` over the folds that reached each epoch), for the curves."""
+  by_epoch = {}
+  for history in histories.values():
+    for h in history:
+      by_epoch.setdefault(h["epoch"], []).append(h.get(key, np.nan))
+  epochs = sorted(by_epoch)
+  return epochs, [float(np.nanmean(by_epoch[e])) for e in epochs]
+
+
+def plot_curves(histories: dict, path: str, title: Optional[str] = None) -> None:
+  """Train (solid) vs validation (dashed) accuracy per epoch, a line pair per fold, as a PNG.
+
+  With more than one fold the mean over folds is drawn on top, in black.
+
+  Args:
+    histories: {fold: [{"epoch", "phase", "accuracy", "val_accuracy", ...}, ...]}.
+    path: the PNG to write.
+    title: figure title (e.g. the run and its PARTIAL / complete status).
+  """
   import matplotlib  # pylint: disable=g-import-not-at-top
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
+  few = len(histories) <= 6  # beyond that, per-fold legend entries would hide the plot
   for i, (fold, history) in enumerate(sorted(histories.items())):
     epochs = [h["epoch"] for h in history]
     color = plt.cm.tab20(i % 20)
     ax.plot(epochs, [h.get("accuracy", np.nan) for h in history],
             color=color,
             alpha=0.8,
-            label=f"fold {fold} train")
+            label=f"fold {fold} train" if few else None)
     ax.plot(epochs, [h.get("val_accuracy", np.nan) for h in history],
             "--",
             color=color,
             alpha=0.8,
-            label=f"fold {fold} validation")
+            label=f"fold {fold} validation" if few else None)
+  if len(histories) > 1:  # with 20 folds the mean is what one reads
+    for key, style, name in (("accuracy", "-", "train"), ("val_accuracy", "--", "validation")):
+      epochs, mean = mean_by_epoch(histories, key)
+      ax.plot(epochs, mean, style, color="black", lw=2.2, label=f"mean {name}")
   switch = [h["epoch"] for hs in histories.values() for h in hs if h.get("phase") == 2]
   if switch:
     ax.axvline(min(switch) - 0.5, color="grey", lw=1)
@@ -172,7 +230,8 @@ def plot_curves(histories: dict, path: str) -> None:
   ax.set_xlabel("epoch")
   ax.set_ylabel("accuracy")
   ax.set_title("train (solid) vs validation (dashed) accuracy per fold")
-  if len(histories) <= 6:
-    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title)
+  ax.legend(fontsize=8)
   fig.savefig(path, dpi=110)
   plt.close(fig)

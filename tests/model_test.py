@@ -39,14 +39,26 @@ def test_output_shape_and_probabilities():
   np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
 
 
-def test_mixed_precision_output_stays_float32():
+def test_mixed_precision_output_stays_float32_and_the_global_policy_is_untouched():
+  model = model_lib.build_model(model_lib.ModelConfig(image_size=32, mixed_precision=True),
+                                weights=None)
+  assert keras.mixed_precision.global_policy().name == "float32"
+  assert model.get_layer("head_dense").compute_dtype == "float16"
+  assert model.get_layer("conv_1").variable_dtype == "float32"
+  assert model.output.dtype == "float32"
+  out = model(np.zeros((2, 32, 32, 3), "float32"))
+  assert out.dtype == "float32" and out.shape == (2, 5)
+  model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+  assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)  # float16 gradients
+
+
+def test_the_config_not_the_global_policy_decides():
   keras.mixed_precision.set_global_policy("mixed_float16")
   try:
     model = model_lib.build_model(model_lib.ModelConfig(image_size=32), weights=None)
-    assert model.output.dtype == "float32"
-    assert model.get_layer("head_dense").compute_dtype == "float16"
   finally:
     keras.mixed_precision.set_global_policy("float32")
+  assert model.get_layer("head_dense").compute_dtype == "float32"
 
 
 def test_weights_from_a_local_file_round_trip(tmp_path):

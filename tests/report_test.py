@@ -1,5 +1,6 @@
-"""Tests for eegmobile.evaluation and the report (trainers.report_lib, trainers.report)."""
+"""Tests for the report: trainers.report_lib and the trainers.report entry point."""
 
+import csv
 import json
 import os
 import subprocess
@@ -12,23 +13,6 @@ from sklearn import metrics as sk
 from eegmobile import evaluation
 from trainers import report_lib
 from trainers import train_lib
-
-
-def test_metrics_match_scikit_learn():
-  rng = np.random.default_rng(0)
-  labels = rng.integers(0, 5, 500)
-  predicted = np.where(rng.random(500) < 0.7, labels, rng.integers(0, 5, 500))
-  m = evaluation.metrics(labels, predicted)
-  assert m["acc"] == pytest.approx(100 * sk.accuracy_score(labels, predicted))
-  assert m["mf1"] == pytest.approx(100 * sk.f1_score(labels, predicted, average="macro"))
-  assert m["kappa"] == pytest.approx(sk.cohen_kappa_score(labels, predicted))
-  assert m["f1"]["N1"] == pytest.approx(100 * sk.f1_score(labels == 1, predicted == 1))
-  assert np.sum(m["confusion"]) == 500 and np.trace(m["confusion"]) == np.sum(labels == predicted)
-
-
-def test_perfect_predictions():
-  m = evaluation.metrics(np.arange(10) % 5, np.arange(10) % 5)
-  assert (m["acc"], m["mf1"], m["kappa"]) == (100.0, 100.0, 1.0)
 
 
 def _fake_workdir(workdir, done_folds, num_folds=3, seed=0):
@@ -65,7 +49,11 @@ def test_partial_run_is_marked_partial_and_pools_only_finished_folds(tmp_path):
   os.makedirs(tmp_path / "fold_01")  # started, not finished
   summary = report_lib.write_report(str(tmp_path))
   assert not summary["complete"] and summary["folds_done"] == [0, 2]
-  assert summary["pooled"]["acc"] == pytest.approx(100 * sk.accuracy_score(labels, predicted))
+  pooled = summary["pooled"]  # the finished folds' predictions, pooled, as scikit-learn scores them
+  assert pooled["acc"] == pytest.approx(100 * sk.accuracy_score(labels, predicted))
+  assert pooled["mf1"] == pytest.approx(100 * sk.f1_score(labels, predicted, average="macro"))
+  assert pooled["kappa"] == pytest.approx(sk.cohen_kappa_score(labels, predicted))
+  assert pooled["num_epochs"] == 80
   out = tmp_path / "report"
   assert "PARTIAL: 2 of 3 folds" in (out / "table.md").read_text()
   assert "PARTIAL" in (out / "table.csv").read_text()
@@ -74,6 +62,10 @@ def test_partial_run_is_marked_partial_and_pools_only_finished_folds(tmp_path):
   assert [r["method"] for r in table["rows"]][1:] == [r["method"] for r in evaluation.PUBLISHED]
   for png in ("confusion.png", "curves.png"):
     assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  with open(out / "folds.csv") as f:
+    per_fold = list(csv.DictReader(f))
+  assert [(r["fold"], r["status"]) for r in per_fold] == [("0", "done"), ("1", "NOT FINISHED"),
+                                                          ("2", "done")]
 
 
 def test_cli_require_complete(tmp_path):

@@ -1,11 +1,14 @@
 """Tests for trainers.train_lib: one fold end to end, resume, and that it really learns."""
 
 import csv
+import dataclasses
 import json
 import os
 
+import keras
 import pytest
 
+from eegmobile import model as model_lib
 from tests import fakes
 from trainers import config as config_lib
 from trainers import train_lib
@@ -51,9 +54,21 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
   assert (fold / "checkpoint.keras").exists() and list((fold / "logs").rglob("*tfevents*"))
   assert json.loads((tmp_path / "folds.json").read_text())["num_folds"] == 3
 
+  with open(fold / "history.csv") as f:
+    assert [(r["epoch"], r["phase"]) for r in csv.DictReader(f)] == [("1", "1"), ("2", "2")]
+  checkpoint = keras.models.load_model(fold / "checkpoint.keras")  # carries phase + optimizer
+  assert model_lib.trainable_count(checkpoint) == 525_829  # phase 2 (counts: any image size)
+  assert int(checkpoint.optimizer.iterations) == 1  # phase 2's fresh Adam, one step
+
   stamp = os.path.getmtime(fold / "checkpoint.keras")
   assert train_lib.train_fold(config) == metrics  # done: skipped, not retrained
   assert os.path.getmtime(fold / "checkpoint.keras") == stamp
+
+  longer = dataclasses.replace(config, phase2_epochs=2)  # asked for more: extended
+  train_lib.train_fold(longer)
+  extended = json.loads((fold / "history.json").read_text())
+  assert [h["epoch"] for h in extended] == [1, 2, 3] and extended[:2] == history
+  assert json.loads((fold / train_lib.DONE).read_text()) == {"epochs": 3}
 
 
 def test_colour_map_on_device_trains_a_fold(build, tmp_path):

@@ -7,9 +7,14 @@ r"""Train and evaluate folds of subject-wise cross-validation (the EEGMobile fin
 Each fold trains 5 epochs with every layer trainable, then 15 with only the top of the
 backbone and the head (see eegmobile/model.py), and scores its held-out subject. Kill it
 and run the same command again: it resumes after the last finished epoch; finished folds
-are skipped. Time: on a GPU roughly a minute per epoch (the paper: GTX 1060); on CPU see
-the projection in BUILD_NOTES.md (many hours per fold). Offline, pass a local ImageNet
-weights file with --weights (the error message says which file).
+are skipped (or extended, when asked for more epochs than they ran). Time, measured by
+bench/train_step.py on 2 CPU cores (float32): about 3.2 h per Sleep-EDF-20 fold, 65 h
+for all 20; on a GPU (the paper used a GTX 1060) it is far less, with mixed precision
+(on by default when a GPU is present) and --colormap_on device. Offline, pass a local
+ImageNet weights file with --weights (the error message says which file). A smoke run:
+
+  python -m trainers.cv --build_dir out/demo --workdir /tmp/smoke --weights none \
+      --phase1_epochs 1 --phase2_epochs 1 --steps_per_epoch 2 --batch_size 4
 """
 
 import sys
@@ -22,6 +27,9 @@ _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of bea
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
 _FOLD = flags.DEFINE_string("fold", "0", "Fold number (0-based) or 'all'.")
 _NUM_FOLDS = flags.DEFINE_integer("num_folds", None, "Default: one fold per subject.")
+_NUM_VALIDATION = flags.DEFINE_integer(
+    "num_validation_subjects", 1, "Subjects held out of training to validate on (never the "
+    "test subject).")
 _WEIGHTS = flags.DEFINE_string("weights", "imagenet", "'imagenet', a weights file, or 'none'.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Examples per batch.")
 _PHASE1 = flags.DEFINE_integer("phase1_epochs", 5, "Epochs training every layer.")
@@ -47,6 +55,7 @@ def main(argv):
   config = config_lib.paper(build_dir=_BUILD_DIR.value,
                             workdir=_WORKDIR.value,
                             num_folds=_NUM_FOLDS.value,
+                            num_validation_subjects=_NUM_VALIDATION.value,
                             weights=None if _WEIGHTS.value.lower() == "none" else _WEIGHTS.value,
                             batch_size=_BATCH.value,
                             phase1_epochs=_PHASE1.value,

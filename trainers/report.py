@@ -3,9 +3,10 @@ r"""Pool the folds' predictions into the paper's Table 1, with figures.
   python -m trainers.report --workdir runs/paper [--require_complete]
 
 Writes <workdir>/report/: table.md, table.csv, table.json (ACC, macro-F1, kappa, per-class
-F1 beside the paper's and peers' published rows), confusion.png (counts and
-row-normalised) and curves.png (train vs validation accuracy per fold). A run with
-unfinished folds is marked PARTIAL everywhere; --require_complete then exits 1.
+F1 of the pooled predictions beside the paper's and peers' published rows), folds.csv (each
+fold's ACC, macro-F1, kappa), confusion.png (counts and row-normalised) and curves.png
+(train vs validation accuracy per fold). A run with unfinished folds is marked PARTIAL
+everywhere; --require_complete then exits 1. Takes a few seconds.
 """
 
 import sys

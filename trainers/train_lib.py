@@ -10,8 +10,10 @@ the last epoch's weights are evaluated), and the test subject is scored once, at
 Per fold, `<workdir>/fold_XX/` holds:
   split.json          train / validation / test subjects
   checkpoint.keras    model + optimizer after the last finished epoch (atomic replace)
-  state.json          epochs finished; a rerun resumes from there, a done fold is skipped
-  history.json/.csv   loss and accuracy per epoch (train and validation)
+  state.json          epochs finished and phase; a rerun resumes after the last finished
+                      epoch; a done fold is skipped, or extended when asked for more epochs
+  config.json         the TrainConfig of the latest run (a rerun with another one warns)
+  history.json/.csv   loss and accuracy per epoch (train and validation), with the phase
   logs/               TensorBoard
   predictions.csv     one row per test epoch: metadata, label, prediction, probabilities
   metrics.json        the fold's ACC, macro-F1, kappa, per-class F1
@@ -23,6 +25,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from typing import Iterable
 
 import numpy as np
@@ -38,6 +41,7 @@ DONE = "DONE"
 
 
 def fold_dir(config: TrainConfig) -> str:
+  """The fold's own directory, <workdir>/fold_XX."""
   return os.path.join(config.workdir, f"fold_{config.fold:02d}")
 
 
@@ -111,7 +115,8 @@ def _load_or_build(config: TrainConfig, directory: str, image_size: int, epochs_
   model = model_lib.build_model(model_lib.ModelConfig(
       image_size=config.image_size or image_size,
       batch_norm_momentum=config.batch_norm_momentum,
-      input_colormap=config.color if config.colormap_on == "device" else None),
+      input_colormap=config.color if config.colormap_on == "device" else None,
+      mixed_precision=_use_mixed_precision(config.mixed_precision)),
                                 weights=config.weights)
   model_lib.set_trainable_phase(model, 1 if config.phase1_epochs else 2)
   _compile(model, config.learning_rate)
@@ -138,6 +143,7 @@ def _predict(model, test) -> list[dict]:
 
 
 def write_predictions(path: str, rows: list[dict]) -> None:
+  """Writes prediction rows (dicts with the same keys) as CSV, atomically."""
   with open(path + ".part", "w", newline="") as f:
     out = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["label", "predicted"])
     out.writeheader()
@@ -153,8 +159,18 @@ def read_predictions(path: str) -> tuple[np.ndarray, np.ndarray]:
                    np.int64), np.array([int(r["predicted"]) for r in rows], np.int64))
 
 
+def _write_history_csv(path: str, history: list[dict]) -> None:
+  columns = sorted({k for h in history for k in h} - {"epoch", "phase"})
+  with open(path + ".part", "w", newline="") as f:
+    out = csv.DictWriter(f, fieldnames=["epoch", "phase"] + columns)
+    out.writeheader()
+    out.writerows(history)
+  os.replace(path + ".part", path)
+
+
 def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: int,
                 phase: int) -> None:
+  """Checkpoint (model + optimizer), history, then state: state.json is written last."""
   model.save(os.path.join(directory, "checkpoint.part.keras"))
   os.replace(os.path.join(directory, "checkpoint.part.keras"),
              os.path.join(directory, "checkpoint.keras"))
@@ -166,11 +182,32 @@ def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: in
       }
   })
   _write_json(os.path.join(directory, "history.json"), history)
+  _write_history_csv(os.path.join(directory, "history.csv"), history)
   _write_json(os.path.join(directory, "state.json"), {"epochs_done": epoch + 1, "phase": phase})
+
+
+def _warn_if_config_changed(path: str, config: TrainConfig) -> None:
+  # Epoch counts may change (that extends a fold); anything else changes what is trained.
+  allowed = {"phase1_epochs", "phase2_epochs", "fold"}
+  previous = _read_json(path)
+  if previous is None:
+    return
+  changed = sorted(k for k, v in dataclasses.asdict(config).items()
+                   if k not in allowed and k in previous and previous[k] != v)
+  if changed:
+    diff = ", ".join(f"{k}: {previous[k]!r} -> {getattr(config, k)!r}" for k in changed)
+    logging.warning("%s: this fold was started with other settings (%s); going on with the new",
+                    path, diff)
 
 
 def train_fold(config: TrainConfig) -> dict:
   """Trains and evaluates one fold; resumes an interrupted fold, skips a finished one.
+
+  A fold that finished with fewer epochs than `config` asks for is extended: training
+  continues from its last checkpoint and the test subject is scored again.
+
+  Args:
+    config: the run; `config.fold` is the fold to train.
 
   Returns:
     The fold's metrics (also in <fold dir>/metrics.json).
@@ -182,9 +219,15 @@ def train_fold(config: TrainConfig) -> dict:
   import keras  # pylint: disable=g-import-not-at-top
   from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
   directory = fold_dir(config)
-  if os.path.exists(os.path.join(directory, DONE)):
-    logging.info("fold %d already done (%s); delete %s to retrain", config.fold, directory, DONE)
+  done = _read_json(os.path.join(directory, DONE))
+  if done and done["epochs"] >= config.total_epochs:
+    logging.info("fold %d already done after %d epochs (%s); delete %s to retrain", config.fold,
+                 done["epochs"], directory, DONE)
     return _read_json(os.path.join(directory, "metrics.json"))
+  if done:
+    logging.info("fold %d was done after %d epochs; extending it to %d", config.fold,
+                 done["epochs"], config.total_epochs)
+    os.remove(os.path.join(directory, DONE))
   manifest = manifest_lib.load_manifest(config.build_dir)
   subjects = manifest_lib.subjects(manifest)
   num_folds = config.num_folds or len(subjects)
@@ -195,8 +238,12 @@ def train_fold(config: TrainConfig) -> dict:
   os.makedirs(directory, exist_ok=True)
   folds.write_fold_map(os.path.join(config.workdir, "folds.json"), subjects, num_folds)
   _write_json(os.path.join(directory, "split.json"), dataclasses.asdict(split))
+  _warn_if_config_changed(os.path.join(directory, "config.json"), config)
   _write_json(os.path.join(directory, "config.json"), dataclasses.asdict(config))
   mixed = _use_mixed_precision(config.mixed_precision)
+  # The model is built under its own policy (ModelConfig.mixed_precision); the global policy
+  # is set too so that a checkpoint loaded on resume, and the phase-2 recompile (which adds
+  # loss scaling only for a mixed-precision model), see the same one.
   keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
   keras.utils.set_random_seed(config.seed)
   image_size = manifest["image"]["height"]
@@ -214,14 +261,20 @@ def train_fold(config: TrainConfig) -> dict:
       model_lib.set_trainable_phase(model, 2)
       _compile(model, config.learning_rate)
     start = time.monotonic()
-    log = model.fit(train,
-                    epochs=epoch + 1,
-                    initial_epoch=epoch,
-                    validation_data=val,
-                    steps_per_epoch=config.steps_per_epoch,
-                    validation_steps=config.validation_steps,
-                    callbacks=[board],
-                    verbose=2)
+    with warnings.catch_warnings():
+      # The datasets' length is unknown to Keras (interleave, unbatch), so each epoch ends
+      # by running out of data, which Keras warns about. Reading to the end is wanted: it
+      # is also what completes the tf.data cache.
+      warnings.filterwarnings("ignore", message="Your input ran out of data")
+      warnings.filterwarnings("ignore", message=".*shuffle=True.* was passed")
+      log = model.fit(train,
+                      epochs=epoch + 1,
+                      initial_epoch=epoch,
+                      validation_data=val,
+                      steps_per_epoch=config.steps_per_epoch,
+                      validation_steps=config.validation_steps,
+                      callbacks=[board],
+                      verbose=2)
     _save_epoch(model, directory, history, log.history, epoch, phase)
     logging.info("fold %d epoch %d/%d (phase %d) in %.0f s: %s", config.fold, epoch + 1,
                  config.total_epochs, phase,
@@ -241,5 +294,13 @@ def train_fold(config: TrainConfig) -> dict:
 
 
 def cross_validate(config: TrainConfig, fold_numbers: Iterable[int]) -> list[dict]:
-  """Trains the given folds one after another (each resumable); returns their metrics."""
+  """Trains the given folds one after another (each resumable); returns their metrics.
+
+  Args:
+    config: the run; its `fold` is ignored.
+    fold_numbers: the folds to train, in order.
+
+  Returns:
+    Each fold's metrics (see `train_fold`).
+  """
   return [train_fold(dataclasses.replace(config, fold=f)) for f in fold_numbers]
