@@ -410,7 +410,8 @@ def test_non_integer_rates_use_scipy(tmp_path, tfio_calls):
   path = tmp_path / "odd.edf"
   spec = edf_reader.SignalHeader("EEG Fpz-Cz", "", "uV", -100, 100, -32768, 32767, "", 199)
   t = np.arange(199 * 30) / 99.5  # 30 records of 2 s at 99.5 Hz
-  edf_writer.write_edf(str(path), [spec], [50 * np.sin(2 * np.pi * 5 * t)], record_duration=2)
+  edf_writer.write_edf(str(path), [edf_writer.Signal(spec, 50 * np.sin(2 * np.pi * 5 * t))],
+                       record_duration=2)
   channel = edf_reader.read_channel(str(path))
   assert not tfio_calls
   assert channel.original_fs == 99.5 and len(channel.signal) == 6000
