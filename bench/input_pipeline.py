@@ -1,118 +1,287 @@
 r"""Input pipeline throughput per cache mode, against the raw read rate of the same shards.
 
-  python bench/input_pipeline.py [--build_dir /tmp/eegmobile-bench/build] [--subjects 8]
+  python bench/input_pipeline.py                      # about 3 minutes on 2 cores
+  python bench/input_pipeline.py --build_dir out/sleep-edf-20 --subjects SC00,SC01
 
-Reads the given subjects of a build (default: the full-scale build that
-bench/build_throughput.py leaves in /tmp/eegmobile-bench/build; otherwise it makes one
-from the demo set) and measures steady-state images/s of `tfrecords.datasets.make_dataset`
-(training=True) for cache = memory, file and none, and the raw read rate of the same shard
-bytes in the same run (tf.data.TFRecordDataset, bytes only: the ceiling), as ratios.
-"From disk" means from the OS page cache unless dropping caches works (reported).
-Takes about 3 minutes on 2 cores.
+Without --build_dir it writes a realistic build in a temporary directory (the real schema,
+writer and manifest; 224x224 images; 20 subjects x 2 nights x 200 epochs = 8,000
+examples; images random but compressible, like spectrograms: smooth structure plus a
+little noise). It then times whole training epochs of
+`tfrecords.datasets.make_dataset(training=True)` at batch 16 and at batch 128:
+
+  * cache=None, from disk: the shards are evicted from the page cache before each epoch
+    (posix_fadvise DONTNEED on each file: no root needed, no other file touched);
+  * cache="memory": the first epoch (fills the cache) and the steady state after it;
+  * file cache: the same, the cache files evicted before every steady epoch;
+
+each paired with a raw read of the same shard bytes from disk just before it
+(tf.data.TFRecordDataset only counting bytes: the ceiling), reported as the ratio within
+the pair, plus the process's CPU time per image (idle-spinning pool threads included). An
+epoch's images/s counts its whole wall time, shuffle-buffer filling included; rows give the
+median and the best of --repeats epochs; the default buffer is 1/8 of the epoch, as the
+trainer's 4,096 is of a Sleep-EDF-20 fold. A last table times the colour lookup alone
+(tf.gather against the XLA-compiled gather that datasets.colorize uses).
 """
 
 import argparse
 import os
-import subprocess
+import resource
+import statistics
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+import tensorflow as tf
 
-from tfrecords import datasets  # pylint: disable=wrong-import-position
-from tfrecords import manifest as manifest_lib  # pylint: disable=wrong-import-position
+from beam_pipelines import pipeline
+from eegmobile import config as config_lib
+from eegmobile import nights as nights_lib
+from eegmobile import stages
+from tfrecords import datasets
+from tfrecords import manifest as manifest_lib
+from tfrecords import schema
+from tfrecords import writer
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+PARALLEL_READS = 4  # shards tfrecords.datasets reads at once when training
 
 
-def _drop_page_cache() -> bool:
-  try:
-    subprocess.run(["sync"], check=True)
-    with open("/proc/sys/vm/drop_caches", "w") as f:
-      f.write("3\n")
-    return True
-  except OSError:
-    return False
+def spectrogram_like(rng: np.random.Generator, size: int) -> np.ndarray:
+  """A uint8 image that compresses like a spectrogram: smooth field, band, light noise."""
+  coarse = rng.normal(0.0, 1.0, (size // 8, size // 8)).cumsum(axis=1)  # slow drift in time
+  image = np.kron(coarse, np.ones((8, 8)))
+  image = (image - image.min()) / (np.ptp(image) + 1e-9) * 200.0
+  image[rng.integers(0, size - 16):][:16] += 40.0  # a brighter frequency band
+  image += rng.integers(0, 12, image.shape)
+  return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def _rate(ds, skip: int, count_fn) -> tuple[float, int]:
-  """(items per second after `skip` elements, items counted)."""
-  iterator = iter(ds)
-  for _ in range(skip):
-    next(iterator)
-  items, start = 0, time.perf_counter()
-  for element in iterator:
-    items += count_fn(element)
-  return items / (time.perf_counter() - start), items
+def make_build(build_dir: str, subjects: int, nights: int, epochs_per_night: int, size: int,
+               compression: str) -> None:
+  """Writes a complete build (shards + manifest) through the real schema and writer."""
+  rng = np.random.default_rng(0)
+  cfg = config_lib.BuildConfig(compression=compression,
+                               spectrogram=config_lib.SpectrogramConfig(image_height=size,
+                                                                        image_width=size))
+  summaries, examples = [], {}
+  for s in range(subjects):
+    for night in range(1, nights + 1):
+      record = f"SC4{s:02d}{night}E0"
+      labels = rng.choice(stages.NUM_STAGES, epochs_per_night, p=[.2, .07, .42, .13, .18])
+      examples[record] = [
+          schema.encode_example(image=spectrogram_like(rng, size),
+                                label=int(label),
+                                subject=f"SC{s:02d}",
+                                night=night,
+                                epoch_index=e,
+                                onset_seconds=30.0 * e,
+                                record=record) for e, label in enumerate(labels)
+      ]
+      summaries.append({
+          "record": record,
+          "subject": f"SC{s:02d}",
+          "night": night,
+          "num_examples": epochs_per_night,
+          "class_counts": nights_lib.class_counts(labels),
+          "dropped": {}
+      })
+  manifest = pipeline.make_manifest(cfg, summaries, [], demo=True)
+  for night in manifest["recordings"]:
+    writer.write_tfrecord(os.path.join(build_dir, night["shard"]), examples[night["record"]],
+                          compression)
+  with open(os.path.join(build_dir, manifest_lib.MANIFEST_FILE), "w") as f:
+    f.write(manifest_lib.dumps(manifest))
+
+
+def evict(paths) -> None:
+  """Drops the files' pages from the OS page cache, so the next read comes from the disk."""
+  for path in paths:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+      os.fdatasync(fd)  # dirty pages cannot be dropped
+      os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+      os.close(fd)
+
+
+def files_under(prefix: str) -> list[str]:
+  directory = os.path.dirname(prefix)
+  name = os.path.basename(prefix)
+  return [os.path.join(directory, f) for f in os.listdir(directory) if f.startswith(name)]
+
+
+def _cpu_seconds() -> float:
+  usage = resource.getrusage(resource.RUSAGE_SELF)
+  return usage.ru_utime + usage.ru_stime
+
+
+def epoch(ds: tf.data.Dataset, before=None) -> tuple[float, float]:
+  """(images/s, CPU microseconds per image) of one whole pass, iterator start to end."""
+  if before:
+    before()
+  count, cpu, start = 0, _cpu_seconds(), time.perf_counter()
+  for element in ds:
+    count += int(element[1].shape[0])
+  return count / (time.perf_counter() - start), (_cpu_seconds() - cpu) / count * 1e6
+
+
+def raw_read(files: list[str], compression: str, parallel: bool) -> tf.data.Dataset:
+  """The shard bytes, read and counted, nothing parsed: the ceiling of any pipeline."""
+  ds = tf.data.TFRecordDataset(files,
+                               compression,
+                               buffer_size=8 << 20,
+                               num_parallel_reads=PARALLEL_READS if parallel else None)
+  # (bytes, records) pairs, shaped like (images, labels) so that epoch() counts them.
+  return ds.batch(256).map(lambda s: (tf.reduce_sum(tf.strings.length(s)), s))
+
+
+def lookup_rates(batch: int, size: int, seconds: float = 2.0) -> list[tuple[str, float]]:
+  """Images/s of the colour lookup alone, inside a parallel tf.data map."""
+  indices = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, size, size)), tf.uint8)
+  rows = []
+  for dtype in (tf.float32, tf.float16, tf.uint8):
+    for jit in (False, True):
+      ds = tf.data.Dataset.from_tensors(indices).repeat().map(
+          lambda x, d=dtype, j=jit: datasets.colorize(x, "viridis", d, jit_compile=j),
+          num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+      iterator = iter(ds)
+      next(iterator)
+      count, start = 0, time.perf_counter()
+      while time.perf_counter() - start < seconds:
+        next(iterator)
+        count += batch
+      name = f"{'XLA gather' if jit else 'tf.gather'}, {dtype.name} RGB out"
+      rows.append((name, count / (time.perf_counter() - start)))
+  return rows
+
+
+class Table:
+  """Rows of (batch, pipeline, images/s, ratio to the raw read, CPU us/image), as medians.
+
+  Each pipeline epoch is paired with a raw read of the shards from disk taken just before
+  it, and the ratio is taken within the pair: the shared machine's speed drifts (it runs
+  at about half speed at times), and a ratio of two adjacent passes cancels most of that.
+  """
+
+  def __init__(self, raw: tf.data.Dataset, files: list[str]):
+    self.raw, self.files, self.rows, self.raw_rates = raw, files, [], []
+
+  def add(self, batch: int, name: str, ds: tf.data.Dataset, repeats: int, before=None):
+    rates, ratios, cpus = [], [], []
+    for _ in range(repeats):
+      raw, _ = epoch(self.raw, before=lambda: evict(self.files))
+      rate, cpu = epoch(ds, before)
+      self.raw_rates.append(raw)
+      rates.append(rate)
+      ratios.append(rate / raw)
+      cpus.append(cpu)
+    med = statistics.median
+    self.rows.append((batch, name, med(rates), max(rates), med(ratios), med(cpus)))
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--build_dir", default="/tmp/eegmobile-bench/build")
-  parser.add_argument("--subjects", type=int, default=8)
-  parser.add_argument("--batch_size", type=int, default=16)
+  parser.add_argument("--build_dir", help="an existing build; default: write one in a tmp dir")
+  parser.add_argument("--subjects", help="comma-separated subject ids; default: all")
+  parser.add_argument("--batch_sizes", default="16,128")
+  parser.add_argument("--shuffle_buffer",
+                      type=int,
+                      default=1024,
+                      help="default: 1/8 of the 8,000 examples, as 4,096 is of a 38k-example fold")
+  parser.add_argument("--compression", default="", choices=["", "GZIP"])
+  parser.add_argument("--repeats", type=int, default=3, help="epochs per row (median)")
+  parser.add_argument("--work_dir", default=None, help="default: a new temporary directory")
   args = parser.parse_args()
+  work_dir = args.work_dir or tempfile.mkdtemp(prefix="eegmobile-input-bench-")
   build_dir = args.build_dir
-  if not os.path.exists(os.path.join(build_dir, manifest_lib.MANIFEST_FILE)):
-    from beam_pipelines import pipeline  # pylint: disable=g-import-not-at-top
-    from eegmobile import config as config_lib  # pylint: disable=g-import-not-at-top
-    from eegmobile import synthetic  # pylint: disable=g-import-not-at-top
-    recordings = tempfile.mkdtemp()
-    synthetic.make_demo_dataset(recordings, subjects=range(8), hours=6)
-    build_dir = tempfile.mkdtemp()
-    pipeline.run(recordings, build_dir, config_lib.BuildConfig(), overwrite=True)
-  manifest = manifest_lib.load_manifest(build_dir)
-  subjects = manifest_lib.subjects(manifest)[:args.subjects]
-  files = manifest_lib.shard_paths(build_dir, manifest, subjects)
-  total = manifest_lib.num_examples(manifest, subjects)
+  if not build_dir:
+    build_dir = os.path.join(work_dir, "build")
+    os.makedirs(build_dir, exist_ok=True)
+    start = time.perf_counter()
+    make_build(build_dir, 20, 2, 200, 224, args.compression)
+    print(f"wrote the build in {time.perf_counter() - start:.1f} s: {build_dir}")
+  info = datasets.dataset_info(build_dir, args.subjects.split(",") if args.subjects else None)
+  files, total = list(info.shards), info.num_examples
   shard_bytes = sum(os.path.getsize(f) for f in files)
-  dropped = _drop_page_cache()
+  image_bytes = info.image_height * info.image_width
+  load_before, started = os.getloadavg()[0], time.perf_counter()
 
-  raw, _ = _rate(
-      tf.data.TFRecordDataset(files, manifest["compression"], buffer_size=1 << 22).batch(256), 0,
-      lambda b: int(b.shape[0]))
-  rows = [("raw read of the shard bytes (ceiling)", raw, 1.0)]
-  batches = lambda: total // args.batch_size
-  count = lambda e: int(e[1].shape[0])
-  skip = 20
-  for name, color in (("RGB float32", "viridis"), ("uint8 indices, colour map on device", None)):
-    _drop_page_cache()
-    none, _ = _rate(
-        datasets.make_dataset(build_dir,
-                              subjects,
-                              training=True,
-                              color=color,
-                              batch_size=args.batch_size,
-                              cache=None), skip, count)
-    rows.append((f"no cache (from disk), {name}", none, none / raw))
-  file_cache = lambda: os.path.join(tempfile.mkdtemp(), "c")
-  for name, cache, dtype, color in (("memory cache, RGB float32", "memory", tf.float32, "viridis"),
-                                    ("memory cache, RGB float16", "memory", tf.float16, "viridis"),
-                                    ("memory cache, uint8 indices (colour map on device)", "memory",
-                                     tf.uint8, None), ("file cache, RGB float32", file_cache(),
-                                                       tf.float32, "viridis"),
-                                    ("file cache, uint8 indices (colour map on device)",
-                                     file_cache(), tf.uint8, None)):
-    ds = datasets.make_dataset(build_dir,
-                               subjects,
-                               training=True,
-                               batch_size=args.batch_size,
-                               cache=cache,
-                               output_dtype=dtype,
-                               color=color)
-    first, _ = _rate(ds, 0, count)  # fills the cache
-    steady, _ = _rate(ds, skip, count)
-    rows.append((f"{name}, 1st epoch (filling)", first, first / raw))
-    rows.append((f"{name}, steady state", steady, steady / raw))
-  print(f"\n{len(subjects)} subjects, {total} examples, {shard_bytes / total:.0f} bytes/example, "
-        f"batch {args.batch_size}, {batches()} batches/epoch, page cache dropped: {dropped}\n")
-  print("| pipeline | images/s | ratio to raw read |\n| --- | --- | --- |")
-  for name, rate, ratio in rows:
-    print(f"| {name} | {rate:.0f} | {ratio:.2f} |")
-  print(f"\nraw read: {raw * shard_bytes / total / 1e6:.0f} MB/s")
-  print(f"command: python bench/input_pipeline.py --build_dir {args.build_dir} "
-        f"--subjects {args.subjects} --batch_size {args.batch_size}")
+  raw = {}
+  for parallel in (False, True):
+    ds = raw_read(files, info.compression, parallel)
+    for state, before in (("disk", lambda: evict(files)), ("page cache", None)):
+      raw[state, parallel] = statistics.median(epoch(ds, before)[0] for _ in range(3))
+  table = Table(raw_read(files, info.compression, parallel=False), files)
+
+  variants = (("RGB float32", "viridis", tf.float32), ("RGB float16", "viridis", tf.float16),
+              ("RGB uint8", "viridis", tf.uint8), ("uint8 indices (colour map on device)", None,
+                                                   tf.uint8))
+  cache_bytes = 0
+  for batch in (int(b) for b in args.batch_sizes.split(",")):
+    make = lambda cache, color, dtype, b=batch: datasets.make_dataset(build_dir,
+                                                                      info.subjects,
+                                                                      training=True,
+                                                                      batch_size=b,
+                                                                      cache=cache,
+                                                                      color=color,
+                                                                      output_dtype=dtype,
+                                                                      shuffle_buffer=args.
+                                                                      shuffle_buffer)
+    for name, color, dtype in variants[::3]:
+      table.add(batch,
+                f"no cache, from disk, {name}",
+                make(None, color, dtype),
+                args.repeats,
+                before=lambda: evict(files))
+    for name, color, dtype in variants:
+      ds = make("memory", color, dtype)
+      table.add(batch, f"memory cache, {name}, 1st epoch (fills it)", ds, 1)
+      table.add(batch, f"memory cache, {name}, steady state", ds, args.repeats)
+    for name, color, dtype in variants[::3]:
+      prefix = os.path.join(tempfile.mkdtemp(dir=work_dir), "cache")
+      ds = make(prefix, color, dtype)
+      table.add(batch, f"file cache, {name}, 1st epoch (writes it)", ds, 1)
+      table.add(batch,
+                f"file cache, {name}, steady state, from disk",
+                ds,
+                args.repeats,
+                before=lambda p=prefix: evict(files_under(p)))
+      cache_bytes = sum(os.path.getsize(f) for f in files_under(prefix))
+  lookups = lookup_rates(16, info.image_height)
+
+  print(f"\n{len(info.subjects)} subjects, {total:,} examples, {len(files)} shards, "
+        f"compression {info.compression or 'none'}, shuffle buffer {args.shuffle_buffer}; "
+        f"{shard_bytes / 1e6:.0f} MB of shards per epoch ({shard_bytes / total:,.0f} "
+        f"bytes/example); file cache {cache_bytes / 1e6:.0f} MB; float32 RGB output "
+        f"{total * image_bytes * 12 / 1e9:.1f} GB/epoch. {os.cpu_count()} cores, load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
+        f"{time.perf_counter() - started:.0f} s of measuring.\n")
+  print("| raw read of the shard bytes | images/s | MB/s |\n| --- | --- | --- |")
+  for (state, parallel), rate in raw.items():
+    how = f"{PARALLEL_READS} shards in parallel" if parallel else "sequential"
+    print(f"| {how}, from {state} | {rate:,.0f} | {rate * shard_bytes / total / 1e6:,.0f} |")
+  spread = sorted(table.raw_rates)
+  print(f"\nsequential raw read from disk, paired with each pipeline epoch: median "
+        f"{statistics.median(spread):,.0f} images/s (range {spread[0]:,.0f} - {spread[-1]:,.0f})"
+        "\n")
+  print("| batch | pipeline (training=True) | images/s, median | best | ratio to raw read, "
+        "median | CPU us/image |\n| --- | --- | --- | --- | --- | --- |")
+  for batch, name, rate, best, ratio, cpu in table.rows:
+    print(f"| {batch} | {name} | {rate:,.0f} | {best:,.0f} | {ratio:.2f} | {cpu:.0f} |")
+  print("\n| colour lookup alone, batch 16, in a parallel tf.data map | images/s |\n| --- | --- |")
+  for name, rate in lookups:
+    print(f"| {name} | {rate:,.0f} |")
+  row = lambda name: next(r for r in table.rows if r[0] == 16 and r[1] == name)
+  memory = row("memory cache, RGB float32, steady state")
+  disk = row("no cache, from disk, RGB float32")
+  print(f"\ntargets (batch 16, RGB float32): memory cache >= 5,000 images/s: {memory[2]:,.0f} "
+        f"({'met' if memory[2] >= 5000 else 'NOT met'}); from disk >= 0.5 x raw read: "
+        f"{disk[4]:.2f} ({'met' if disk[4] >= 0.5 else 'NOT met'})")
+  print("command: python bench/input_pipeline.py " + " ".join(sys.argv[1:]))
 
 
 if __name__ == "__main__":

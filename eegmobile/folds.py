@@ -1,14 +1,18 @@
 """Subject-wise K-fold cross-validation: no subject is ever on two sides of a fold.
 
-Subjects are sorted and split into `num_folds` contiguous groups (`numpy.array_split`),
-so with as many folds as subjects (Sleep-EDF-20: 20 folds) fold i tests the i-th subject;
-for larger sets (Sleep-EDF-78 with 10 or 20 folds) each fold tests a contiguous block of
-subject ids. Validation subjects come from the following folds (wrapping around), never
-from the test fold, so the test subject is never used to choose anything.
+Subjects are sorted (as strings) and split into `num_folds` contiguous groups, the first
+`len % num_folds` groups one subject larger (`numpy.array_split`). With as many folds as
+subjects (Sleep-EDF-20: 20 folds) fold i tests the i-th subject; for larger sets
+(Sleep-EDF-78 with 10 or 20 folds) each fold tests a contiguous block of subject ids.
+Validation subjects are the first subjects of the following folds (wrapping around), never
+of the test fold, so the test subject is never used to choose anything. Everything depends
+only on the set of subject ids: not on their order, the machine or the run.
 """
 
 import dataclasses
 import json
+import os
+import tempfile
 from typing import Sequence
 
 import numpy as np
@@ -16,6 +20,15 @@ import numpy as np
 
 @dataclasses.dataclass(frozen=True)
 class FoldSplit:
+  """The subjects of one fold, each tuple sorted.
+
+  Attributes:
+    fold: fold index, 0-based.
+    num_folds: number of folds.
+    train: subjects to train on.
+    validation: subjects to monitor training on (may be empty).
+    test: subjects to score the fold on.
+  """
   fold: int
   num_folds: int
   train: tuple[str, ...]
@@ -24,14 +37,22 @@ class FoldSplit:
 
 
 def subject_folds(subject_ids: Sequence[str], num_folds: int) -> list[tuple[str, ...]]:
-  """Sorted subjects in num_folds contiguous groups.
+  """The test subjects of every fold: sorted subjects in num_folds contiguous groups.
+
+  Args:
+    subject_ids: every subject of the dataset, in any order.
+    num_folds: number of folds (2 .. number of subjects).
+
+  Returns:
+    num_folds tuples of subject ids; fold i tests the i-th tuple.
 
   Raises:
-    ValueError: fewer subjects than folds, fewer than 2 folds, or duplicate ids.
+    ValueError: duplicate ids, or num_folds outside 2 .. number of subjects.
   """
   subjects = sorted(subject_ids)
   if len(set(subjects)) != len(subjects):
-    raise ValueError("duplicate subject ids")
+    repeated = sorted({s for s in subjects if subjects.count(s) > 1})
+    raise ValueError(f"duplicate subject ids: {repeated}")
   if not 2 <= num_folds <= len(subjects):
     raise ValueError(f"need 2 <= num_folds <= {len(subjects)} subjects, got {num_folds}")
   return [tuple(group) for group in np.array_split(np.array(subjects, dtype=object), num_folds)]
@@ -44,12 +65,25 @@ def split(subject_ids: Sequence[str],
           num_validation_subjects: int = 1) -> FoldSplit:
   """Train / validation / test subjects of one fold.
 
+  Args:
+    subject_ids: every subject of the dataset, in any order.
+    fold: which fold, 0 .. num_folds - 1.
+    num_folds: number of folds.
+    num_validation_subjects: subjects taken from the following folds for validation
+      (0: none).
+
+  Returns:
+    The fold's FoldSplit.
+
   Raises:
-    ValueError: fold out of range, or too few subjects left to train on.
+    ValueError: bad fold or num_folds (see subject_folds), a negative
+      num_validation_subjects, or no subject left to train on.
   """
   folds = subject_folds(subject_ids, num_folds)
   if not 0 <= fold < num_folds:
     raise ValueError(f"fold must be in [0, {num_folds}), got {fold}")
+  if num_validation_subjects < 0:
+    raise ValueError(f"num_validation_subjects must be >= 0, got {num_validation_subjects}")
   rest = [s for group in folds[fold + 1:] + folds[:fold] for s in group]
   if len(rest) <= num_validation_subjects:
     raise ValueError(f"{len(rest)} non-test subjects cannot give {num_validation_subjects} "
@@ -67,12 +101,28 @@ def fold_map(subject_ids: Sequence[str], num_folds: int) -> dict[str, int]:
 
 
 def write_fold_map(path: str, subject_ids: Sequence[str], num_folds: int) -> None:
-  """Writes the subject -> fold map as JSON (stable: same subjects, same file)."""
-  with open(path, "w") as f:
-    json.dump({
-        "num_folds": num_folds,
-        "fold_of_subject": fold_map(subject_ids, num_folds)
-    },
-              f,
-              indent=1,
-              sort_keys=True)
+  """Writes the subject -> fold map as JSON: {"num_folds", "fold_of_subject"}.
+
+  The same subjects give the same bytes. The file is replaced atomically, so folds started
+  in parallel can all write it while a report reads it.
+
+  Args:
+    path: destination file (its directory must exist).
+    subject_ids: every subject of the dataset, in any order.
+    num_folds: number of folds.
+  """
+  text = json.dumps({
+      "num_folds": num_folds,
+      "fold_of_subject": fold_map(subject_ids, num_folds)
+  },
+                    indent=1,
+                    sort_keys=True) + "\n"
+  handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+  try:
+    with os.fdopen(handle, "w") as f:
+      f.write(text)
+    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the map from other users
+    os.replace(temporary, path)
+  except BaseException:
+    os.remove(temporary)
+    raise

@@ -1,7 +1,10 @@
 """Colour maps applied by the reader: stored images hold uint8 colour-map indices.
 
-`VIRIDIS` is matplotlib's viridis table (256 entries, RGB in [0, 1]) written out here so
-that reading data needs no matplotlib; `colormaps_test` checks it against matplotlib.
+The build stores each pixel as an index 0..255 into a 256-entry colour map, quantised as
+matplotlib quantises (`eegmobile.spectrogram.quantise`), so that the reader chooses the
+colours. `VIRIDIS` is matplotlib's viridis table (256 entries, RGB in [0, 1]) written out
+here once, so that reading data needs no matplotlib; `colormaps_test` checks it against
+matplotlib. `GREY` maps index i to (i, i, i) / 255. Both tables are read-only.
 """
 
 import numpy as np
@@ -267,18 +270,27 @@ VIRIDIS = np.array([
 ],
                    dtype=np.float32)
 # pylint: enable=line-too-long
+VIRIDIS.flags.writeable = False  # shared by every caller: nobody may recolour it in place
+
+GREY = np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
+GREY.flags.writeable = False
 
 NAMES = ("viridis", "grey")
+_TABLES = {"viridis": VIRIDIS, "grey": GREY, "gray": GREY}
 
 
 def lookup_table(name: str) -> np.ndarray:
-  """(256, 3) float32 RGB table in [0, 1] for a colour map name.
+  """The (256, 3) float32 RGB table, values in [0, 1], of a colour map.
+
+  Args:
+    name: "viridis" or "grey" ("gray" is accepted too).
+
+  Returns:
+    The read-only table; row i is the colour of stored index i.
 
   Raises:
     ValueError: unknown name.
   """
-  if name == "viridis":
-    return VIRIDIS
-  if name in ("grey", "gray"):
-    return np.repeat(np.linspace(0.0, 1.0, 256, dtype=np.float32)[:, None], 3, axis=1)
-  raise ValueError(f"unknown colour map {name!r}; choose one of {NAMES}")
+  if name not in _TABLES:
+    raise ValueError(f"unknown colour map {name!r}; choose one of {NAMES}")
+  return _TABLES[name]
