@@ -2,11 +2,15 @@
 
 Two readers, both first-class and tested against each other:
 
-* pyedflib (the field's standard EDF library, a wrapper of EDFlib) is the primary one.
+* pyedflib (the field's standard EDF library, a wrapper of EDFlib) reads annotations
+  by default, and signals with `read_channel(..., use_pyedflib=True)`.
 * Our own parser: `read_header` (every header field, checked), `read_digital` (the data
-  records with `np.fromfile`, sliced to one signal) and `parse_tals` (EDF+ time-stamped
-  annotation lists). It is used where pyedflib refuses a file, with a logged warning that
-  names the file and pyedflib's complaint, and directly with `use_pyedflib=False`.
+  records with one `np.fromfile`, sliced to one signal) and `parse_tals` (EDF+
+  time-stamped annotation lists). It reads signals by default: on a whole Sleep-EDF
+  night it is ~3.5x faster than pyedflib's `readSignal` (35 vs 130 ms; the build reads
+  ~40 nights a core). It also reads annotations where pyedflib refuses a file, with a
+  logged warning that names the file and pyedflib's complaint, and always with
+  `use_pyedflib=False`.
 
 `read_header` runs first for every file, so a short, malformed or truncated file gets a
 precise `errors.EdfFormatError` whatever pyedflib would have done with it. Every failure
@@ -404,7 +408,7 @@ def read_channel(path: str,
                  channel: str = "EEG Fpz-Cz",
                  *,
                  target_fs: float = 100.0,
-                 use_pyedflib: bool = True) -> Channel:
+                 use_pyedflib: bool = False) -> Channel:
   """Reads one channel in microvolts, resampled to target_fs.
 
   Args:
@@ -412,7 +416,8 @@ def read_channel(path: str,
     channel: label to look for (see `find_signal` for the aliases accepted).
     target_fs: output sampling rate, Hz.
     use_pyedflib: read the samples with pyedflib (falling back to our parser where it
-      refuses the file); False reads them with our parser only.
+      refuses the file); False (default, the same samples, tested, and faster) reads
+      them with our parser.
 
   Returns:
     The channel, with the label and unit as the file spells them.
@@ -427,7 +432,9 @@ def read_channel(path: str,
   index = find_signal(header, channel)
   spec = header.signals[index]
   scale = _check_signal_header(header, spec)
-  signal = _physical(header, index, use_pyedflib) * scale
+  signal = _physical(header, index, use_pyedflib)  # a new float64 array: scale in place
+  if scale != 1.0:
+    signal *= scale
   _check_samples(header.path, spec.label, signal)
   fs = spec.samples_per_record / header.record_duration
   if fs != target_fs:

@@ -23,17 +23,26 @@ from tfrecords import schema
 
 @dataclasses.dataclass(frozen=True)
 class Night:
-  """A built night: its serialized examples and its manifest entry."""
-  examples: list[bytes]
+  """A built night: its serialized examples and its manifest entry.
+
+  Attributes:
+    examples: one per epoch, in epoch order, as `schema.encode_example_parts` pieces
+      (their images are views of one array, not copies); `tfrecords.writer` writes them
+      as they are, `b"".join(pieces)` gives an example's bytes.
+    summary: the night's manifest entry.
+  """
+  examples: list[tuple[bytes, np.ndarray, bytes]]
   summary: dict
 
 
-def sha256_of(path: str, chunk_bytes: int = 1 << 22) -> str:
+def sha256_of(path: str, chunk_bytes: int = 1 << 20) -> str:
   """Hex sha256 of a file (the form PhysioNet's SHA256SUMS.txt uses)."""
   digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    while block := f.read(chunk_bytes):
-      digest.update(block)
+  buffer = bytearray(chunk_bytes)  # one buffer reused: no fresh memory per block
+  view = memoryview(buffer)
+  with open(path, "rb", buffering=0) as f:
+    while size := f.readinto(buffer):
+      digest.update(view[:size])
   return digest.hexdigest()
 
 
@@ -82,13 +91,13 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
   epochs = cut_epochs(channel.signal, labelled.epoch_indices, config.epochs.samples_per_epoch)
   images = spectrogram.spectrogram_images(epochs, config.spectrogram)
   examples = [
-      schema.encode_example(image=image,
-                            label=int(label),
-                            subject=recording.subject_id,
-                            night=recording.night,
-                            epoch_index=int(index),
-                            onset_seconds=float(index * config.epochs.epoch_seconds),
-                            record=recording.record)
+      schema.encode_example_parts(image=image,
+                                  label=int(label),
+                                  subject=recording.subject_id,
+                                  night=recording.night,
+                                  epoch_index=int(index),
+                                  onset_seconds=float(index * config.epochs.epoch_seconds),
+                                  record=recording.record)
       for image, label, index in zip(images, labelled.labels, labelled.epoch_indices)
   ]
   summary = {

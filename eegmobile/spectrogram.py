@@ -5,17 +5,17 @@ nfft=1024)` per epoch, plotted it with a colour map, saved the figure and resize
 saved picture to 224x224. `reference_images` does exactly that (it is slow: a figure per
 epoch). `spectrogram_images` computes the same picture directly, for many epochs at once:
 
-1. STFT power as one small matrix product: after removing each segment's mean, the
+1. STFT power as small matrix products: after removing each segment's mean, the
    window, the zero-padded DFT and the density scale are linear in the segment, so they
-   fold into one (n_freq x nperseg) complex matrix, applied as its stacked real and
-   imaginary parts.
-   Frequency-major output makes the next steps contiguous; chunks of a few epochs keep
-   the products in cache.
+   fold into a real cosine and a real sine matrix; the window's symmetry halves both
+   (`folded_dft`). Frequency-major output makes the next steps contiguous; chunks of a
+   few epochs keep the products in cache.
 2. Power -> dB, with scipy's density scaling and one-sided doubling.
 3. Per-image min/max in dB: what a colour-mapped plot's default normalisation uses.
 4. Resize (frequency x time) -> (image_height x image_width) with PIL's antialiased
-   triangle (bilinear) filter, as sparse taps; normalisation is affine, so it commutes
-   with the resize.
+   triangle (bilinear) filter, as two sparse matrix products (time on the transposed
+   chunk, so both run over whole contiguous rows); normalisation is affine, so it
+   commutes with the resize and is applied to the smaller arrays after it.
 5. Quantise to 256 colour-map indices as matplotlib does (floor(x * 256), 1.0 -> 255),
    low frequency at the bottom (row 0 is the highest frequency).
 
@@ -29,7 +29,6 @@ import os
 from typing import Optional
 
 import numpy as np
-import scipy.signal
 
 from eegmobile.config import SpectrogramConfig
 
@@ -40,8 +39,42 @@ _PARAMETRIC_WINDOWS = frozenset({"tukey", "kaiser", "gaussian", "exponential"})
 _CHUNK = 4
 
 
+def _tukey(m: int, alpha: float) -> np.ndarray:
+  """scipy.signal.windows.tukey(m, alpha, sym=True)."""
+  if alpha <= 0:
+    return np.ones(m)
+  if alpha >= 1:
+    return _cosine_sum(m, (0.5, 0.5))
+  n = np.arange(m, dtype=np.float64)
+  width = int(np.floor(alpha * (m - 1) / 2.0))
+  w = np.ones(m)
+  head, tail = n[:width + 1], n[m - width - 1:]
+  w[:width + 1] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * head / alpha / (m - 1))))
+  w[m - width - 1:] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * tail / alpha / (m - 1))))
+  return w
+
+
+def _cosine_sum(m: int, a: tuple[float, float]) -> np.ndarray:
+  """scipy.signal.windows.general_cosine(m, a, sym=True) for two terms."""
+  return a[0] + a[1] * np.cos(np.linspace(-np.pi, np.pi, m))
+
+
+# Windows computed here as scipy computes them (`spectrogram_test` checks them against
+# scipy): importing scipy.signal costs ~0.7 s of CPU in every Beam worker.
+_NUMPY_WINDOWS = {
+    "tukey": _tukey,
+    "hann": lambda m, _: _cosine_sum(m, (0.5, 0.5)),
+    "hamming": lambda m, _: _cosine_sum(m, (0.54, 0.46)),
+    "boxcar": lambda m, _: np.ones(m),
+}
+
+
 def window(config: SpectrogramConfig) -> np.ndarray:
-  """The STFT window as scipy.signal.spectrogram builds it."""
+  """The STFT window as scipy.signal.spectrogram builds it (periodic, length nperseg)."""
+  if config.nperseg > 1 and config.window in _NUMPY_WINDOWS:
+    # Periodic ("DFT-even") window: the symmetric one of length m + 1 without its last sample.
+    return _NUMPY_WINDOWS[config.window](config.nperseg + 1, config.window_param)[:-1]
+  import scipy.signal  # pylint: disable=g-import-not-at-top
   spec = (config.window,
           config.window_param) if config.window in _PARAMETRIC_WINDOWS else (config.window)
   return scipy.signal.get_window(spec, config.nperseg)
@@ -55,17 +88,78 @@ def num_segments(config: SpectrogramConfig, samples: int) -> int:
   return (samples - config.noverlap) // (config.nperseg - config.noverlap)
 
 
+def folded_dft(win: np.ndarray, nfft: int, fs: float) -> tuple[np.ndarray, ...]:
+  """The one-sided STFT power density of a segment as two small real products.
+
+  For a detrended segment y (length L = len(win)) the power density in bin k is
+  s_k |sum_n win[n] y[n] exp(-2 pi i k n / nfft)|^2 (s_k: scipy's density scale, doubled
+  for the folded negative frequencies). Measuring the phase from the window's centre of
+  symmetry c leaves |.|^2 unchanged and makes the two mirror samples n and 2c - n of a
+  symmetric window share one cosine (their sum) and one sine (their difference). So
+
+      power = (cos @ (fold_cos @ y))**2 + (sin @ (fold_sin @ y))**2
+
+  with about L/2 columns in `cos` and in `sin` where the plain DFT needs L in each: half
+  the multiply-adds of the STFT, the build's largest cost. Windows are symmetric about
+  L/2 (scipy's periodic windows, its default for spectral analysis, sample 0 unpaired)
+  or about (L - 1)/2 (symmetric windows); any other window is used unfolded, still exact.
+  Samples whose weight is 0 are left out.
+
+  Args:
+    win: the window, length L.
+    nfft: DFT length (>= L).
+    fs: sampling rate, Hz.
+
+  Returns:
+    (fold_cos (kc, L), cos (n_freq, kc), fold_sin (ks, L), sin (n_freq, ks)), float32;
+    the fold matrices hold only 0, 1 and -1.
+  """
+  win = np.asarray(win, np.float64)
+  length = len(win)
+  n_freq = nfft // 2 + 1
+  symmetric = False
+  centre2 = length  # twice the phase centre; any centre is exact, a symmetric one folds
+  for candidate in (length, length - 1):
+    mirror = candidate - np.arange(length)
+    inside = (mirror >= 0) & (mirror < length)
+    if np.allclose(win[inside], win[mirror[inside]], rtol=1e-12, atol=0):
+      symmetric, centre2 = True, candidate
+      break
+  cos_groups, sin_groups = [], []  # (representative n, {sample: sign})
+  for n in range(length):
+    if win[n] == 0:
+      continue
+    partner = centre2 - n
+    if symmetric and 0 <= partner < length and partner != n:
+      if n < partner:  # the pair, once: cosine of the sum, sine of the difference
+        cos_groups.append((partner, {n: 1.0, partner: 1.0}))
+        sin_groups.append((partner, {n: -1.0, partner: 1.0}))
+      continue
+    cos_groups.append((n, {n: 1.0}))
+    if 2 * n != centre2:  # the centre sample has no sine term
+      sin_groups.append((n, {n: 1.0}))
+  scale = np.full(n_freq, 1.0 / (fs * np.sum(win * win)))
+  scale[1:-1 if nfft % 2 == 0 else None] *= 2  # one-sided: fold negative frequencies
+  k = np.arange(n_freq)[:, None]
+
+  def matrices(groups, trig):
+    fold = np.zeros((len(groups), length))
+    for row, (_, members) in enumerate(groups):
+      for sample, sign in members.items():
+        fold[row, sample] = sign
+    reps = np.array([r for r, _ in groups], np.float64)
+    phase = 2 * np.pi * k * (reps[None, :] - centre2 / 2) / nfft
+    coefficients = np.sqrt(scale)[:, None] * win[reps.astype(int)][None, :] * trig(phase)
+    return fold.astype(np.float32), np.ascontiguousarray(coefficients, np.float32)
+
+  fold_cos, cos = matrices(cos_groups, np.cos)
+  fold_sin, sin = matrices(sin_groups, lambda x: -np.sin(x))
+  return fold_cos, cos, fold_sin, sin
+
+
 @functools.lru_cache(maxsize=8)
-def _stft_matrix(config: SpectrogramConfig) -> np.ndarray:
-  """(2 * n_freq, nperseg) float32 [real; imaginary] STFT matrix, density scale folded in."""
-  win = window(config)
-  n_freq = num_frequencies(config)
-  dft = np.exp(-2j * np.pi * np.outer(np.arange(n_freq), np.arange(config.nperseg)) / config.nfft)
-  matrix = dft * win[None, :]
-  scale = np.full(n_freq, 1.0 / (config.fs * np.sum(win * win)))
-  scale[1:-1 if config.nfft % 2 == 0 else None] *= 2  # one-sided: fold negative freqs
-  matrix *= np.sqrt(scale)[:, None]  # |sqrt(s) X|^2 = s |X|^2
-  return np.ascontiguousarray(np.concatenate([matrix.real, matrix.imag]), np.float32)
+def _stft_matrices(config: SpectrogramConfig) -> tuple[np.ndarray, ...]:
+  return folded_dft(window(config), config.nfft, config.fs)
 
 
 def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -82,12 +176,15 @@ def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
 
 def _power_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
   """(n_freq, n * n_segments) float32 power density, frequency-major."""
-  # One stacked [real; imaginary] product: with single-threaded BLAS (one Beam worker per
-  # core) two separate 513-row products measured 4x slower than one 1026-row product.
-  product = _stft_matrix(config) @ _segments_t(epochs, config)
-  np.multiply(product, product, out=product)
-  n_freq = product.shape[0] // 2
-  return np.add(product[:n_freq], product[n_freq:])
+  fold_cos, cos, fold_sin, sin = _stft_matrices(config)
+  segments = _segments_t(epochs, config)
+  power = cos @ (fold_cos @ segments)
+  np.multiply(power, power, out=power)
+  if sin.shape[1]:
+    imaginary = sin @ (fold_sin @ segments)
+    np.multiply(imaginary, imaginary, out=imaginary)
+    power += imaginary
+  return power
 
 
 def power_spectrogram(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -147,26 +244,41 @@ def _frequency_matrix(n_freq: int, height: int):
   return resize_matrix(n_freq, height)[::-1].tocsr()
 
 
+@functools.lru_cache(maxsize=16)
+def _time_matrix(n_seg: int, width: int, n: int):
+  """The time resize of n stacked epochs: block-diagonal, (n * width, n * n_seg) CSR."""
+  import scipy.sparse  # pylint: disable=g-import-not-at-top
+  return scipy.sparse.block_diag([resize_matrix(n_seg, width)] * n, format="csr")
+
+
 def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, out: np.ndarray) -> None:
   """Fills out (n, height, width) uint8 with the images of a few epochs."""
   n, n_seg = len(epochs), num_segments(config, epochs.shape[1])
-  db = _power_t(epochs, config)
-  db += np.float32(config.power_floor)
-  np.log10(db, out=db)
-  db *= 10.0
-  # Reduce over frequency first (contiguous rows), then over each epoch's segments.
-  low = db.min(axis=0).reshape(n, n_seg).min(axis=1)
-  span = db.max(axis=0).reshape(n, n_seg).max(axis=1) - low
+  power = _power_t(epochs, config)  # (n_freq, n * n_seg)
+  # Each image's colour scale: its lowest and highest dB. log10 is monotonic, so they are
+  # those of its lowest and highest power (reduce over frequency first: contiguous rows).
+  floor = np.float32(config.power_floor)
+  low = power.min(axis=0).reshape(n, n_seg).min(axis=1)
+  high = power.max(axis=0).reshape(n, n_seg).max(axis=1)
+  if low.min() + floor != low.min():  # else adding the floor changes no float32 value
+    power += floor
+  low_db = 10.0 * np.log10(low + floor)
+  span = 10.0 * np.log10(high + floor) - low_db
   span[span == 0] = 1.0  # a constant picture maps to index 0, as a plot of it would
-  rows = _frequency_matrix(db.shape[0], config.image_height) @ db  # (height, n * n_seg)
-  # Normalise before the time resize (both are linear): contiguous, n times fewer columns.
+  np.log10(power, out=power)  # dB / 10
+  # Both resizes average (their weights sum to 1), so they commute with the affine map
+  # (dB - low) * 256 / span, which is therefore applied to the smaller arrays after them.
+  rows = _frequency_matrix(power.shape[0], config.image_height) @ power  # (height, n * n_seg)
   rows = rows.reshape(-1, n, n_seg)
-  rows -= low[None, :, None]
-  rows *= (256.0 / span)[None, :, None]
-  time_t = resize_matrix(n_seg, config.image_width).toarray().T  # (n_seg, width), tiny
-  image = (rows.reshape(-1, n_seg) @ time_t).reshape(config.image_height, n, -1)
+  rows *= (2560.0 / span).astype(np.float32)[None, :, None]  # x 10 (dB), x 256 / span
+  # Time-major rows, so that the time resize is a sparse product over whole rows.
+  by_time = np.ascontiguousarray(rows.reshape(config.image_height, -1).T)  # (n * n_seg, height)
+  image = _time_matrix(n_seg, config.image_width, n) @ by_time  # (n * width, height)
+  image = image.reshape(n, config.image_width, config.image_height)
+  image -= (low_db * 256.0 / span).astype(np.float32)[:, None, None]
   np.clip(image, 0, 255, out=image)
-  out[...] = image.transpose(1, 0, 2)  # float -> uint8 truncates: floor for values >= 0
+  # Float -> uint8 truncates: floor for values >= 0, as matplotlib's quantisation.
+  out[...] = image.transpose(0, 2, 1)
 
 
 def spectrogram_images(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -220,6 +332,8 @@ def reference_images(epochs: np.ndarray,
   matplotlib.use("Agg")
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
+  import scipy.signal  # pylint: disable=g-import-not-at-top
 
   with tempfile.TemporaryDirectory(dir=png_dir) as directory:
     paths = []

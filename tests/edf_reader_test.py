@@ -263,12 +263,18 @@ def test_hypnogram_pyedflib_refuses_is_read_by_our_parser(tmp_path, caplog, flaw
 def test_psg_pyedflib_refuses_is_read_by_our_parser(tmp_path, caplog, flaw):
   path = tmp_path / "SC4001E0-PSG.edf"
   edf_files.write_psg(path, seconds=30)
-  intact = edf_reader.read_channel(str(path)).signal
+  intact = edf_reader.read_channel(str(path), use_pyedflib=True).signal
   _refuse(path, flaw)
   with caplog.at_level(logging.WARNING):
-    channel = edf_reader.read_channel(str(path))
+    channel = edf_reader.read_channel(str(path), use_pyedflib=True)
   assert f"{path}: pyedflib refused the file" in caplog.text
   np.testing.assert_allclose(channel.signal, intact, atol=1e-4)
+  # The default reader is our parser: the same samples, and no detour through pyedflib.
+  caplog.clear()
+  with caplog.at_level(logging.WARNING):
+    default = edf_reader.read_channel(str(path))
+  assert "pyedflib" not in caplog.text
+  np.testing.assert_array_equal(default.signal, channel.signal)
 
 
 def test_annotations_of_a_file_that_does_not_say_edf_plus_are_read_by_our_parser(tmp_path):
@@ -441,7 +447,7 @@ def test_real_excerpt_both_readers_agree():
   assert [s.samples_per_record for s in header.signals] == [3000] * 3 + [30] * 4
   assert (header.num_records, header.record_duration, header.duration_s) == (10, 30.0, 300.0)
   ours = edf_reader.read_channel(EXCERPT, use_pyedflib=False)
-  theirs = edf_reader.read_channel(EXCERPT)
+  theirs = edf_reader.read_channel(EXCERPT, use_pyedflib=True)
   assert theirs.signal.shape == (30000,) and (theirs.fs, theirs.unit) == (100.0, "uV")
   np.testing.assert_array_equal(ours.signal, theirs.signal)
   assert np.ptp(theirs.signal) > 10  # real EEG, in microvolts

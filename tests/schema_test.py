@@ -81,3 +81,15 @@ def test_decode_rejects_a_wrong_image_size():
 def test_encode_rejects_non_uint8_images():
   with pytest.raises(ValueError, match="uint8"):
     schema.encode_example(image=np.zeros((4, 4), np.float32), **_EXAMPLE)
+
+
+def test_parts_join_to_the_example_and_share_the_images_memory():
+  images = np.stack([_image(seed=s) for s in range(3)])  # one array, as a night's images
+  head, pixels, rest = schema.encode_example_parts(image=images[1], **_EXAMPLE)
+  assert b"".join([head, pixels, rest]) == schema.encode_example(image=images[1].copy(), **_EXAMPLE)
+  assert np.shares_memory(pixels, images) and not pixels.flags.writeable
+  assert pixels.dtype == np.uint8 and pixels.shape == (images[1].size,)
+  # A non-contiguous image is copied into a contiguous one, with the same bytes.
+  strided = np.asfortranarray(images[2])
+  assert b"".join(schema.encode_example_parts(image=strided, **_EXAMPLE)) == (schema.encode_example(
+      image=images[2], **_EXAMPLE))

@@ -50,6 +50,30 @@ def test_paper_defaults_give_scipys_default_window():
   assert spectrogram.num_frequencies(PAPER) == 513
 
 
+@pytest.mark.parametrize("name, param", [("tukey", 0.25), ("tukey", 0.5), ("tukey", 0.0),
+                                         ("tukey", 1.0), ("hann", 0.0), ("hamming", 0.0),
+                                         ("boxcar", 0.0), ("blackman", 0.0), ("kaiser", 8.0)])
+@pytest.mark.parametrize("nperseg", [1, 2, 7, 30, 64, 257])
+def test_windows_equal_scipys(name, param, nperseg):
+  config = dataclasses.replace(PAPER, window=name, window_param=param, nperseg=nperseg, noverlap=0)
+  spec = (name, param) if name in ("tukey", "kaiser") else name
+  np.testing.assert_allclose(spectrogram.window(config),
+                             scipy.signal.get_window(spec, nperseg),
+                             rtol=0,
+                             atol=1e-15)
+
+
+def test_building_images_does_not_import_scipy_signal():
+  """scipy.signal costs ~0.7 s of CPU to import in every Beam worker."""
+  import subprocess
+  import sys
+  code = ("import sys, numpy as np; from eegmobile import spectrogram, config; "
+          "spectrogram.spectrogram_images(np.random.default_rng(0).normal(size=(2, 3000)), "
+          "config.SpectrogramConfig()); print('scipy.signal' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("config", [PAPER, OTHER], ids=["paper", "other"])
 def test_images_shape_and_dtype(config):
   images = spectrogram.spectrogram_images(_eeg_like(5), config)
@@ -88,6 +112,50 @@ def test_resize_taps_match_pil_bilinear():
   rows = spectrogram.resize_matrix(513, 224) @ source
   ours = rows @ spectrogram.resize_matrix(213, 224).toarray().T
   np.testing.assert_allclose(ours, expected, atol=1e-4)
+
+
+def _dft_power(segments, win, nfft, fs):
+  """The textbook one-sided power density, in float64 (no folding, no tricks)."""
+  spectrum = np.fft.rfft(segments * win, n=nfft, axis=-1)
+  scale = np.full(nfft // 2 + 1, 1.0 / (fs * np.sum(win * win)))
+  scale[1:-1 if nfft % 2 == 0 else None] *= 2
+  return np.abs(spectrum)**2 * scale
+
+
+@pytest.mark.parametrize(
+    "win",
+    [
+        scipy.signal.get_window(("tukey", 0.25), 30),
+        scipy.signal.get_window("hann", 31),
+        scipy.signal.windows.hann(30, sym=True),
+        scipy.signal.windows.hamming(31, sym=True),
+        np.ones(16),
+        np.random.default_rng(4).uniform(0.2, 1.0, 30),  # asymmetric: used unfolded
+    ],
+    ids=[
+        "tukey-periodic", "hann-periodic-odd", "hann-symmetric", "hamming-symmetric-odd", "boxcar",
+        "asymmetric"
+    ])
+def test_folded_dft_gives_the_dft_power(win):
+  nfft, fs = 256, 100.0
+  rng = np.random.default_rng(5)
+  segments = rng.normal(size=(40, len(win)))
+  segments -= segments.mean(axis=1, keepdims=True)
+  fold_cos, cos, fold_sin, sin = spectrogram.folded_dft(win, nfft, fs)
+  y = segments.T.astype(np.float32)
+  power = (cos @ (fold_cos @ y))**2 + (sin @ (fold_sin @ y))**2
+  expected = _dft_power(segments, win, nfft, fs).T
+  assert np.abs(power - expected).max() < 1e-5 * expected.max()
+  assert set(np.unique(np.concatenate([fold_cos.ravel(), fold_sin.ravel()]))) <= {-1, 0, 1}
+
+
+def test_folding_halves_the_papers_stft():
+  fold_cos, cos, fold_sin, sin = spectrogram.folded_dft(spectrogram.window(PAPER), 1024, 100)
+  # Periodic Tukey(30): sample 0 has weight 0, 14 mirror pairs about sample 15, and 15.
+  assert cos.shape == (513, 15) and sin.shape == (513, 14)
+  assert fold_cos.shape == (15, 30) and fold_sin.shape == (14, 30)
+  asymmetric = spectrogram.folded_dft(np.linspace(0.5, 1.0, 30), 1024, 100)
+  assert asymmetric[1].shape == (513, 30) and asymmetric[3].shape[1] >= 29
 
 
 def test_quantise_matches_matplotlib_colour_lookup():

@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -51,3 +52,28 @@ def test_truncation_is_detected(tmp_path):
   os.truncate(path, os.path.getsize(path) - 3)
   with pytest.raises(ValueError, match="truncated"):
     list(writer.read_tfrecord(path))
+
+
+def _in_pieces(record: bytes):
+  """A record as writer pieces: bytes, a read-only uint8 array, bytes."""
+  middle = np.frombuffer(record[3:-5], np.uint8)  # frombuffer of bytes: read-only
+  return (record[:3], middle, record[-5:])
+
+
+@pytest.mark.parametrize("compression", ["", "GZIP"])
+def test_records_in_pieces_write_the_same_bytes(tmp_path, compression):
+  records = [b"x" * 9, bytes(range(256)) * 200, b"hello world" * 100]
+  whole, pieces = str(tmp_path / "whole"), str(tmp_path / "pieces")
+  writer.write_tfrecord(whole, records, compression)
+  assert writer.write_tfrecord(pieces, [_in_pieces(r) for r in records], compression) == 3
+  assert open(whole, "rb").read() == open(pieces, "rb").read()
+  assert [writer.frame(_in_pieces(r)) for r in records] == [writer.frame(r) for r in records]
+  read = [r.numpy() for r in tf.data.TFRecordDataset(pieces, compression_type=compression)]
+  assert read == records
+
+
+def test_unknown_compression_is_refused_before_the_file_is_made(tmp_path):
+  path = tmp_path / "shard"
+  with pytest.raises(ValueError, match="compression must be"):
+    writer.write_tfrecord(str(path), _RECORDS, "ZLIB")
+  assert not path.exists()
