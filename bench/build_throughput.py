@@ -96,7 +96,9 @@ def main():
       return images, time.monotonic() - start
 
   # The paper's method is timed in two halves, before and after the builds, so that a
-  # slow or fast spell of this shared machine weighs on both sides of the ratio.
+  # slow or fast spell of this shared machine weighs on both sides of the ratio; one
+  # untimed epoch first (matplotlib's import and font cache would count against it).
+  reference_seconds(sample[:1])
   reference_a, seconds_a = reference_seconds(sample[:half])
   walls, cpus = [], []
   for _ in range(args.builds):

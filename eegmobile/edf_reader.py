@@ -138,6 +138,8 @@ class Channel:
     label: the signal's label as found in the file.
     unit: the signal's physical dimension as found in the file.
     duration_s: length of the recording (data records x record duration), seconds.
+    start_s: time of signal[0] from the start of the recording, seconds (0 unless a
+      span was asked for).
   """
   signal: np.ndarray
   fs: float
@@ -145,6 +147,7 @@ class Channel:
   label: str
   unit: str
   duration_s: float
+  start_s: float = 0.0
 
 
 # ---------------------------------------------------------------------------------------
@@ -330,13 +333,26 @@ def find_signal(header: EdfHeader, channel: str) -> int:
       f"no channel {channel!r}; the file has " + ", ".join(repr(label) for label in labels))
 
 
-def read_digital(header: EdfHeader, index: int) -> np.ndarray:
-  """Our own reader: one signal's digital samples from every data record, as int16."""
+def read_digital(header: EdfHeader,
+                 index: int,
+                 first_record: int = 0,
+                 num_records: Optional[int] = None) -> np.ndarray:
+  """Our own reader: one signal's digital samples as int16, from some data records.
+
+  Args:
+    header: the file's header (read_header).
+    index: the signal's index in the header.
+    first_record, num_records: the data records to read (default: all); only their bytes
+      are read from the file.
+  """
+  if num_records is None:
+    num_records = header.num_records - first_record
+  record_bytes = 2 * header.record_samples
   data = np.fromfile(header.path,
                      dtype="<i2",
-                     offset=header.header_bytes,
-                     count=header.num_records * header.record_samples)
-  records = data.reshape(header.num_records, header.record_samples)
+                     offset=header.header_bytes + first_record * record_bytes,
+                     count=num_records * header.record_samples)
+  records = data.reshape(num_records, header.record_samples)
   start = sum(s.samples_per_record for s in header.signals[:index])
   return records[:, start:start + header.signals[index].samples_per_record].ravel()
 
@@ -347,29 +363,36 @@ def digital_to_physical(digital: np.ndarray, signal: SignalHeader) -> np.ndarray
   return (np.asarray(digital, np.float64) - signal.digital_min) * gain + signal.physical_min
 
 
-def _pyedflib_physical(header: EdfHeader, index: int) -> np.ndarray:
+def _pyedflib_physical(header: EdfHeader, index: int, first_record: int,
+                       num_records: int) -> np.ndarray:
   """One signal in physical units, read by pyedflib (raises OSError if it refuses the file)."""
   # pyedflib leaves EDF+ annotation signals out of its numbering.
   skipped = sum(
       s.label == ANNOTATIONS_LABEL for s in header.signals[:index]) if header.is_edf_plus else 0
+  per_record = header.signals[index].samples_per_record
   with pyedflib.EdfReader(header.path) as reader:
     label = reader.getLabel(index - skipped).strip()
     if label != header.signals[index].label:
       raise errors.EdfFormatError(
           header.path, f"pyedflib's signal {index - skipped} is {label!r}, "
           f"our header parser's signal {index} is {header.signals[index].label!r}")
-    return reader.readSignal(index - skipped, digital=False)
+    return reader.readSignal(index - skipped,
+                             start=first_record * per_record,
+                             n=num_records * per_record,
+                             digital=False)
 
 
-def _physical(header: EdfHeader, index: int, use_pyedflib: bool) -> np.ndarray:
+def _physical(header: EdfHeader, index: int, use_pyedflib: bool, first_record: int,
+              num_records: int) -> np.ndarray:
   """One signal in physical units: pyedflib, or our reader where pyedflib refuses the file."""
   if use_pyedflib:
     try:
-      return _pyedflib_physical(header, index)
+      return _pyedflib_physical(header, index, first_record, num_records)
     except OSError as e:
       logging.warning("%s: pyedflib refused the file (%s); reading it with our own EDF parser",
                       header.path, e)
-  return digital_to_physical(read_digital(header, index), header.signals[index])
+  return digital_to_physical(read_digital(header, index, first_record, num_records),
+                             header.signals[index])
 
 
 def _check_signal_header(header: EdfHeader, signal: SignalHeader) -> float:
@@ -408,7 +431,9 @@ def read_channel(path: str,
                  channel: str = "EEG Fpz-Cz",
                  *,
                  target_fs: float = 100.0,
-                 use_pyedflib: bool = False) -> Channel:
+                 use_pyedflib: bool = False,
+                 start_s: float = 0.0,
+                 stop_s: Optional[float] = None) -> Channel:
   """Reads one channel in microvolts, resampled to target_fs.
 
   Args:
@@ -418,33 +443,57 @@ def read_channel(path: str,
     use_pyedflib: read the samples with pyedflib (falling back to our parser where it
       refuses the file); False (default, the same samples, tested, and faster) reads
       them with our parser.
+    start_s, stop_s: the part of the recording to return, seconds from its start
+      (default: all of it). At the file's own rate only the data records holding it are
+      read (a Sleep-EDF build keeps ~40% of each night); a channel to be resampled is
+      read whole, resampled, then cut, so that the filter sees the span's context.
 
   Returns:
-    The channel, with the label and unit as the file spells them.
+    The channel, with the label and unit as the file spells them; `start_s` says where
+    the signal starts.
 
   Raises:
     errors.EdfFormatError: the file is unreadable, malformed, truncated, discontinuous
       (EDF+D) or holds no data records.
     errors.ChannelError: the channel is missing, in a unit other than uV/mV/V, or has
-      NaN/infinite samples or only one value.
+      NaN/infinite samples or only one value in the span read.
+    ValueError: a span outside the recording.
   """
   header = read_header(path)
   index = find_signal(header, channel)
   spec = header.signals[index]
   scale = _check_signal_header(header, spec)
-  signal = _physical(header, index, use_pyedflib)  # a new float64 array: scale in place
-  if scale != 1.0:
-    signal *= scale
-  _check_samples(header.path, spec.label, signal)
+  stop_s = header.duration_s if stop_s is None else stop_s
+  if not 0 <= start_s <= stop_s <= header.duration_s + 1e-9:
+    raise ValueError(f"{header.path}: span {start_s:g}..{stop_s:g} s is not inside the "
+                     f"recording's {header.duration_s:g} s")
   fs = spec.samples_per_record / header.record_duration
+  if fs == target_fs:
+    # Whole data records around the span, then the span's samples.
+    start, stop = int(round(start_s * fs)), int(round(stop_s * fs))
+    per_record = spec.samples_per_record
+    first_record = start // per_record
+    num_records = -(-stop // per_record) - first_record
+    signal = _physical(header, index, use_pyedflib, first_record, num_records)
+    offset = first_record * per_record
+    signal = signal[start - offset:stop - offset]
+  else:
+    signal = _physical(header, index, use_pyedflib, 0, header.num_records)
+  if scale != 1.0:
+    signal *= scale  # a new float64 array (or a slice of one): scaled in place
   if fs != target_fs:
+    _check_samples(header.path, spec.label, signal)  # before the filter spreads a NaN
     signal = resample(signal, fs, target_fs)
+    signal = signal[int(round(start_s * target_fs)):int(round(stop_s * target_fs))]
+  elif len(signal):
+    _check_samples(header.path, spec.label, signal)
   return Channel(signal=np.asarray(signal, np.float32),
                  fs=float(target_fs),
                  original_fs=fs,
                  label=spec.label,
                  unit=spec.physical_dim,
-                 duration_s=header.duration_s)
+                 duration_s=header.duration_s,
+                 start_s=float(start_s))
 
 
 # ---------------------------------------------------------------------------------------

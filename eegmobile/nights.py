@@ -80,15 +80,22 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
     errors.RecordingError: the recording cannot be used (the message names the file).
   """
   annotations = edf_reader.read_annotations(recording.hypnogram_path)
-  channel = edf_reader.read_channel(recording.psg_path,
-                                    config.epochs.channel,
-                                    target_fs=config.epochs.target_fs)
   labelled = hypnogram.label_epochs(annotations,
-                                    psg_duration_s=channel.duration_s,
+                                    psg_duration_s=edf_reader.read_header(
+                                        recording.psg_path).duration_s,
                                     epoch_seconds=config.epochs.epoch_seconds,
                                     wake_edge_minutes=config.epochs.wake_edge_minutes,
                                     source=recording.hypnogram_path)
-  epochs = cut_epochs(channel.signal, labelled.epoch_indices, config.epochs.samples_per_epoch)
+  # Read only the span from the first to the last kept epoch (~40% of a Sleep-EDF night).
+  indices = labelled.epoch_indices
+  first = int(indices[0]) if len(indices) else 0
+  last = int(indices[-1]) + 1 if len(indices) else 0
+  channel = edf_reader.read_channel(recording.psg_path,
+                                    config.epochs.channel,
+                                    target_fs=config.epochs.target_fs,
+                                    start_s=first * config.epochs.epoch_seconds,
+                                    stop_s=last * config.epochs.epoch_seconds)
+  epochs = cut_epochs(channel.signal, indices - first, config.epochs.samples_per_epoch)
   images = spectrogram.spectrogram_images(epochs, config.spectrogram)
   examples = [
       schema.encode_example_parts(image=image,
@@ -98,7 +105,7 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
                                   epoch_index=int(index),
                                   onset_seconds=float(index * config.epochs.epoch_seconds),
                                   record=recording.record)
-      for image, label, index in zip(images, labelled.labels, labelled.epoch_indices)
+      for image, label, index in zip(images, labelled.labels, indices)
   ]
   summary = {
       "record": recording.record,

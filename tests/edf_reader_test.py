@@ -130,6 +130,63 @@ def test_nan_or_infinite_samples_are_refused(monkeypatch, tmp_path, bad):
     edf_reader.read_channel(str(path))
 
 
+def _thirty_second_records(path, signal):
+  """A Sleep-EDF-like PSG (30 s data records, EEG at 100 Hz plus a 1 Hz signal)."""
+  eeg = edf_reader.SignalHeader("EEG Fpz-Cz", "", "uV", -200, 200, -32768, 32767, "", 3000)
+  temp = edf_reader.SignalHeader("Temp rectal", "", "DegC", 30, 40, -32768, 32767, "", 30)
+  edf_writer.write_edf(
+      str(path),
+      [edf_writer.Signal(eeg, signal),
+       edf_writer.Signal(temp, np.full(len(signal) // 100, 36.6))])
+
+
+@pytest.mark.parametrize("records", ["1 s", "30 s"])
+@pytest.mark.parametrize("use_pyedflib", [True, False])
+@pytest.mark.parametrize("start_s, stop_s", [(0, 120), (30, 90), (45.5, 61.25), (90, 120),
+                                             (60, 60)])
+def test_a_span_is_the_slice_of_the_whole_channel(tmp_path, records, use_pyedflib, start_s, stop_s):
+  path = tmp_path / "SC4001E0-PSG.edf"
+  signal = np.random.default_rng(3).normal(0, 30, 12000)
+  if records == "1 s":
+    edf_files.write_psg(path, seconds=120, signal=signal)
+  else:
+    _thirty_second_records(path, signal)
+  whole = edf_reader.read_channel(str(path), use_pyedflib=use_pyedflib)
+  part = edf_reader.read_channel(str(path),
+                                 use_pyedflib=use_pyedflib,
+                                 start_s=start_s,
+                                 stop_s=stop_s)
+  assert (part.start_s, part.duration_s, part.fs) == (start_s, 120.0, 100.0)
+  np.testing.assert_array_equal(part.signal, whole.signal[int(start_s * 100):int(stop_s * 100)])
+
+
+def test_a_span_of_a_resampled_channel_is_cut_after_resampling(tmp_path, tfio_calls):
+  path = tmp_path / "fast.edf"
+  edf_files.write_psg(path, seconds=20, fs=200, signal=np.random.default_rng(4).normal(0, 30, 4000))
+  whole = edf_reader.read_channel(str(path))
+  part = edf_reader.read_channel(str(path), start_s=5, stop_s=15)
+  assert part.start_s == 5 and len(part.signal) == 1000
+  np.testing.assert_array_equal(part.signal, whole.signal[500:1500])
+
+
+@pytest.mark.parametrize("start_s, stop_s", [(-30, 30), (30, 0), (0, 150)])
+def test_a_span_outside_the_recording_is_refused(tmp_path, start_s, stop_s):
+  path = tmp_path / "a.edf"
+  edf_files.write_psg(path, seconds=120)
+  with pytest.raises(ValueError, match=r"a.edf: span .* is not inside the recording's 120 s"):
+    edf_reader.read_channel(str(path), start_s=start_s, stop_s=stop_s)
+
+
+def test_only_the_span_read_is_checked(tmp_path):
+  """Flat for its first minute (an electrode still off): refused only if that is all read."""
+  path = tmp_path / "late.edf"
+  signal = np.concatenate([np.zeros(6000), np.random.default_rng(5).normal(0, 30, 6000)])
+  edf_files.write_psg(path, seconds=120, signal=signal)
+  with pytest.raises(errors.ChannelError, match="late.edf: channel 'EEG Fpz-Cz' is flat"):
+    edf_reader.read_channel(str(path), start_s=0, stop_s=60)
+  assert edf_reader.read_channel(str(path), start_s=30, stop_s=120).signal.std() > 10
+
+
 # ---------------------------------------------------------------------------------------
 # Broken files
 
