@@ -26,6 +26,7 @@ trainer's 4,096 is of a Sleep-EDF-20 fold. A last table times the colour lookup 
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -184,6 +185,15 @@ class Table:
 
 
 def main():
+  temporary = []  # what this run made in a temporary directory, removed at the end
+  try:
+    _main(temporary)
+  finally:
+    for path in temporary:
+      shutil.rmtree(path, ignore_errors=True)
+
+
+def _main(temporary: list) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--build_dir", help="an existing build; default: write one in a tmp dir")
   parser.add_argument("--subjects", help="comma-separated subject ids; default: all")
@@ -194,9 +204,14 @@ def main():
                       help="default: 1/8 of the 8,000 examples, as 4,096 is of a 38k-example fold")
   parser.add_argument("--compression", default="", choices=["", "GZIP"])
   parser.add_argument("--repeats", type=int, default=3, help="epochs per row (median)")
-  parser.add_argument("--work_dir", default=None, help="default: a new temporary directory")
+  parser.add_argument("--work_dir",
+                      default=None,
+                      help="default: a new temporary directory, removed at the end")
   args = parser.parse_args()
-  work_dir = args.work_dir or tempfile.mkdtemp(prefix="eegmobile-input-bench-")
+  work_dir = args.work_dir
+  if not work_dir:
+    work_dir = tempfile.mkdtemp(prefix="eegmobile-input-bench-")
+    temporary.append(work_dir)  # ~2 GB of shards and caches: not left in /tmp
   build_dir = args.build_dir
   if not build_dir:
     build_dir = os.path.join(work_dir, "build")
