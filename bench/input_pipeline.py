@@ -38,14 +38,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np
 import tensorflow as tf
 
-from beam_pipelines import pipeline
-from eegmobile import config as config_lib
-from eegmobile import nights as nights_lib
-from eegmobile import stages
+from tests import fakes
 from tfrecords import datasets
-from tfrecords import manifest as manifest_lib
-from tfrecords import schema
-from tfrecords import writer
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PARALLEL_READS = 4  # shards tfrecords.datasets reads at once when training
@@ -63,39 +57,15 @@ def spectrogram_like(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def make_build(build_dir: str, subjects: int, nights: int, epochs_per_night: int, size: int,
                compression: str) -> None:
-  """Writes a complete build (shards + manifest) through the real schema and writer."""
-  rng = np.random.default_rng(0)
-  cfg = config_lib.BuildConfig(compression=compression,
-                               spectrogram=config_lib.SpectrogramConfig(image_height=size,
-                                                                        image_width=size))
-  summaries, examples = [], {}
-  for s in range(subjects):
-    for night in range(1, nights + 1):
-      record = f"SC4{s:02d}{night}E0"
-      labels = rng.choice(stages.NUM_STAGES, epochs_per_night, p=[.2, .07, .42, .13, .18])
-      examples[record] = [
-          schema.encode_example(image=spectrogram_like(rng, size),
-                                label=int(label),
-                                subject=f"SC{s:02d}",
-                                night=night,
-                                epoch_index=e,
-                                onset_seconds=30.0 * e,
-                                record=record) for e, label in enumerate(labels)
-      ]
-      summaries.append({
-          "record": record,
-          "subject": f"SC{s:02d}",
-          "night": night,
-          "num_examples": epochs_per_night,
-          "class_counts": nights_lib.class_counts(labels),
-          "dropped": {}
-      })
-  manifest = pipeline.make_manifest(cfg, summaries, [], demo=True)
-  for night in manifest["recordings"]:
-    writer.write_tfrecord(os.path.join(build_dir, night["shard"]), examples[night["record"]],
-                          compression)
-  with open(os.path.join(build_dir, manifest_lib.MANIFEST_FILE), "w") as f:
-    f.write(manifest_lib.dumps(manifest))
+  """Writes a complete build (shards + manifest) through the real schema, writer and
+  manifest (tests.fakes), with spectrogram-like images."""
+  fakes.make_fake_build(build_dir,
+                        subjects=[f"SC{s:02d}" for s in range(subjects)],
+                        nights=range(1, nights + 1),
+                        epochs_per_night=epochs_per_night,
+                        image_size=size,
+                        compression=compression,
+                        image_fn=lambda label, rng, height, width: spectrogram_like(rng, height))
 
 
 def evict(paths) -> None:

@@ -6,7 +6,7 @@ trained on shuffled labels must not.
 """
 
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -28,21 +28,24 @@ def stage_image(label: int, rng: np.random.Generator, height: int, width: int) -
   return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def make_fake_build(build_dir: str,
-                    *,
-                    subjects: Sequence[str] = ("SC00", "SC01", "SC02"),
-                    nights: Sequence[int] = (1, 2),
-                    epochs_per_night: int = 20,
-                    image_size: int = 32,
-                    seed: int = 0,
-                    compression: str = "",
-                    subset: str = "sleep-edf-20",
-                    shuffle_labels: bool = False) -> dict:
+def make_fake_build(
+    build_dir: str,
+    *,
+    subjects: Sequence[str] = ("SC00", "SC01", "SC02"),
+    nights: Sequence[int] = (1, 2),
+    epochs_per_night: int = 20,
+    image_size: int = 32,
+    seed: int = 0,
+    compression: str = "",
+    subset: str = "sleep-edf-20",
+    shuffle_labels: bool = False,
+    image_fn: Callable[[int, np.random.Generator, int, int], np.ndarray] = stage_image) -> dict:
   """Writes a complete build (shards + manifest) and returns its manifest.
 
   The manifest comes from the build's own `make_manifest`, so fakes cannot drift from the
   real format. Labels cycle through the five stages; with shuffle_labels the images are
   drawn for the true stage but the stored label is permuted (a model must not learn it).
+  image_fn(true stage, rng, height, width) draws each image (default: `stage_image`).
   """
   rng = np.random.default_rng(seed)
   os.makedirs(build_dir, exist_ok=True)
@@ -57,7 +60,7 @@ def make_fake_build(build_dir: str,
       stored = rng.permutation(true) if shuffle_labels else true
       record = f"SC4{subject_number:02d}{night}E0"
       examples[record] = [
-          schema.encode_example(image=stage_image(int(t), rng, image_size, image_size),
+          schema.encode_example(image=image_fn(int(t), rng, image_size, image_size),
                                 label=int(s),
                                 subject=subject_id,
                                 night=night,
