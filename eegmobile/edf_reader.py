@@ -481,12 +481,11 @@ def read_channel(path: str,
     signal = _physical(header, index, use_pyedflib, 0, header.num_records)
   if scale != 1.0:
     signal *= scale  # a new float64 array (or a slice of one): scaled in place
+  if len(signal):
+    _check_samples(header.path, spec.label, signal)  # before a filter spreads a NaN
   if fs != target_fs:
-    _check_samples(header.path, spec.label, signal)  # before the filter spreads a NaN
     signal = resample(signal, fs, target_fs)
     signal = signal[int(round(start_s * target_fs)):int(round(stop_s * target_fs))]
-  elif len(signal):
-    _check_samples(header.path, spec.label, signal)
   return Channel(signal=np.asarray(signal, np.float32),
                  fs=float(target_fs),
                  original_fs=fs,
