@@ -93,11 +93,11 @@ def _recordings_dir(subset: str) -> tuple[str, bool]:
     return data_dir, False
   if _DATA_DIR.value:
     return _DATA_DIR.value, False
-  from eegmobile import synthetic  # pylint: disable=g-import-not-at-top
+  from eegmobile.demo import synthetic  # pylint: disable=g-import-not-at-top
   demo_dir = os.path.join("out", "demo-recordings")
   logging.warning(
       "No --data_dir given: building the synthetic DEMO set (recordings made "
-      "by eegmobile.synthetic in %s). For real data pass --data_dir or "
+      "by eegmobile.demo.synthetic in %s). For real data pass --data_dir or "
       "--download.", demo_dir)
   synthetic.make_demo_dataset(demo_dir)
   return demo_dir, True

@@ -70,7 +70,7 @@ def main():
   parser.add_argument("--builds", type=int, default=3, help="timed builds; the median counts")
   args = parser.parse_args()
   from beam_pipelines import pipeline  # pylint: disable=g-import-not-at-top
-  from eegmobile import synthetic  # pylint: disable=g-import-not-at-top
+  from eegmobile.demo import synthetic  # pylint: disable=g-import-not-at-top
 
   hypnograms = sorted(glob.glob(os.path.join(SHARED, "sleep-cassette", "*-Hypnogram.edf")))
   if len(hypnograms) != 39:

@@ -1,4 +1,4 @@
-"""Tests for eegmobile.edf_writer: pyedflib (an independent implementation) reads our files
+"""Tests for eegmobile.demo.edf_writer: pyedflib (an independent implementation) reads our files
 back; our layout and hypnograms equal the real Sleep-EDF files (from ../shared)."""
 
 import dataclasses
@@ -10,7 +10,7 @@ import pyedflib
 import pytest
 
 from eegmobile import edf_reader
-from eegmobile import edf_writer
+from eegmobile.demo import edf_writer
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf")
 EXCERPT = os.path.join(SHARED, "excerpt", "SC4001E0-PSG.first300s.edf")

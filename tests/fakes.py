@@ -10,7 +10,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from beam_pipelines import pipeline
 from eegmobile import config as config_lib
 from eegmobile import nights as nights_lib
 from eegmobile import stages
@@ -76,7 +75,7 @@ def make_fake_build(
           "class_counts": nights_lib.class_counts(stored),
           "dropped": {}
       })
-  manifest = pipeline.make_manifest(cfg, summaries, [], demo=True)
+  manifest = manifest_lib.make_manifest(cfg, summaries, [], demo=True)
   for night in manifest["recordings"]:
     writer.write_tfrecord(os.path.join(build_dir, night["shard"]), examples[night["record"]],
                           compression)

@@ -14,9 +14,9 @@ import tensorflow as tf
 from beam_pipelines import pipeline
 from eegmobile import config as config_lib
 from eegmobile import edf_reader
-from eegmobile import edf_writer
+from eegmobile.demo import edf_writer
 from eegmobile import errors
-from eegmobile import synthetic
+from eegmobile.demo import synthetic
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema
 from tests import edf_files
@@ -179,7 +179,7 @@ def test_an_interrupted_build_leaves_nothing_that_looks_finished(demo_dir, tmp_p
   def interrupt(*args, **kwargs):
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(pipeline, "make_manifest", interrupt)
+  monkeypatch.setattr(manifest_lib, "make_manifest", interrupt)
   with pytest.raises(KeyboardInterrupt):
     pipeline.run(demo_dir, str(tmp_path / "build"), CONFIG, beam_args=IN_PROCESS)
   assert os.listdir(tmp_path) == []
@@ -195,44 +195,6 @@ def test_direct_runner_never_tries_prism(demo_dir, tmp_path, monkeypatch):
   options = pipeline.pipeline_options(["--runner", "DirectRunner"])
   assert type(pipeline.make_runner(options)).__name__ == "FnApiRunner"
   assert pipeline.run(demo_dir, str(tmp_path / "b"), CONFIG, beam_args=IN_PROCESS).ok
-
-
-def test_make_manifest_names_shards_per_subject_in_night_order():
-
-  def night(subject, n, record):
-    return {
-        "record": record,
-        "subject": subject,
-        "night": n,
-        "num_examples": n,
-        "class_counts": {
-            "W": n
-        },
-        "dropped": {
-            "wake trimmed": 1
-        }
-    }
-
-  manifest = pipeline.make_manifest(
-      CONFIG,
-      [night("SC01", 2, "SC4012E0"),
-       night("SC00", 1, "SC4001E0"),
-       night("SC01", 1, "SC4011E0")], [],
-      demo=False)
-  assert manifest["subjects"]["SC01"]["shards"] == [
-      "sleep-edf-20-SC01.tfrecord-00000-of-00002", "sleep-edf-20-SC01.tfrecord-00001-of-00002"
-  ]
-  assert [r["record"] for r in manifest["recordings"]] == ["SC4001E0", "SC4011E0", "SC4012E0"]
-  assert manifest["totals"] == {
-      "num_examples": 4,
-      "class_counts": {
-          "W": 4
-      },
-      "dropped": {
-          "wake trimmed": 3
-      }
-  }
-  assert manifest["complete"]
 
 
 def _cli(*args, cwd):

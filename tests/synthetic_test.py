@@ -1,4 +1,4 @@
-"""Tests for eegmobile.synthetic: stage rhythms, separability, hypnograms, files, the CLI."""
+"""Tests for eegmobile.demo.synthetic: stage rhythms, separability, hypnograms, files, the CLI."""
 
 import glob
 import os
@@ -14,12 +14,12 @@ from sklearn.metrics import balanced_accuracy_score
 
 from eegmobile import config
 from eegmobile import edf_reader
-from eegmobile import edf_writer
+from eegmobile.demo import edf_writer
 from eegmobile import hypnogram
 from eegmobile import sleep_edf
 from eegmobile import spectrogram
 from eegmobile import stages
-from eegmobile import synthetic
+from eegmobile.demo import synthetic
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf")
 REAL_HYPNOGRAMS = sorted(glob.glob(os.path.join(SHARED, "sleep-cassette", "*-Hypnogram.edf")))

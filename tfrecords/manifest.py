@@ -21,6 +21,10 @@ import json
 import os
 from typing import Iterable, Sequence
 
+import eegmobile
+from eegmobile import stages
+from eegmobile.config import BuildConfig
+
 FORMAT = "eegmobile-sleep-edf-tfrecords"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -109,3 +113,60 @@ def shard_paths(build_dir: str, manifest: dict, subject_ids: Iterable[str]) -> l
 def num_examples(manifest: dict, subject_ids: Sequence[str]) -> int:
   """Number of examples the given subjects hold."""
   return sum(manifest["subjects"][s]["num_examples"] for s in subject_ids)
+
+
+def make_manifest(config: BuildConfig, summaries: Sequence[dict], failures: Sequence[dict], *,
+                  demo: bool) -> dict:
+  """The manifest of a build (pure): shard names, per-subject and total counts, failures.
+
+  Args:
+    config: the build's parameters.
+    summaries: one manifest entry per built night (from `nights.build_night`).
+    failures: one entry per recording that failed.
+    demo: whether the recordings were the synthetic demo set.
+  """
+  recordings = sorted((dict(s) for s in summaries), key=lambda s: (s["subject"], s["night"]))
+  subjects: dict[str, dict] = {}
+  for night in recordings:
+    subjects.setdefault(night["subject"], {"records": []})["records"].append(night)
+  for subject_id, entry in subjects.items():
+    nights_of_subject = entry.pop("records")
+    for i, night in enumerate(nights_of_subject):
+      night["shard"] = shard_file_name(config.subset, subject_id, i, len(nights_of_subject))
+    entry["shards"] = [n["shard"] for n in nights_of_subject]
+    entry["num_examples"] = sum(n["num_examples"] for n in nights_of_subject)
+    entry["class_counts"] = _sum_counts(n["class_counts"] for n in nights_of_subject)
+  return {
+      "format": FORMAT,
+      "format_version": FORMAT_VERSION,
+      "library_version": eegmobile.__version__,
+      "dataset": "sleep-edf",
+      "subset": config.subset,
+      "demo": demo,
+      "complete": not failures,
+      "config": config.to_dict(),
+      "image": {
+          "height": config.spectrogram.image_height,
+          "width": config.spectrogram.image_width,
+          "dtype": "uint8",
+          "encoding": "colour-map index, row 0 = highest frequency"
+      },
+      "compression": config.compression,
+      "stages": list(stages.STAGES),
+      "subjects": dict(sorted(subjects.items())),
+      "recordings": recordings,
+      "totals": {
+          "num_examples": sum(r["num_examples"] for r in recordings),
+          "class_counts": _sum_counts(r["class_counts"] for r in recordings),
+          "dropped": _sum_counts(r["dropped"] for r in recordings)
+      },
+      "failures": sorted(failures, key=lambda f: (f["record"] or "", f["file"])),
+  }
+
+
+def _sum_counts(counts) -> dict:
+  total: dict[str, int] = {}
+  for c in counts:
+    for key, value in c.items():
+      total[key] = total.get(key, 0) + value
+  return dict(sorted(total.items()))

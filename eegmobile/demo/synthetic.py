@@ -46,7 +46,7 @@ import scipy.signal
 from absl import logging
 
 from eegmobile import edf_reader
-from eegmobile import edf_writer
+from eegmobile.demo import edf_writer
 from eegmobile import hypnogram as hypnogram_lib
 from eegmobile import sleep_edf
 from eegmobile import stages
