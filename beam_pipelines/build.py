@@ -22,13 +22,23 @@ a path every worker can write, e.g. a shared file system):
   python -m beam_pipelines.build ... --runner DataflowRunner --project P --region R \
       --temp_location gs://B/tmp --setup_file ./setup.py
 
+A flag that is neither this module's nor one of Beam's pipeline options (a typo such as
+`--subest`, or `--data-dir` for `--data_dir`) stops the run before any work, naming the
+closest flags. What Beam's workers print goes to `<output_dir>/build.log` (`--verbose`
+shows it instead), together with the traceback of any unexpected error.
+
 Exit status: 0 when every recording built; 1 when some failed (they are listed at the end
-and in the manifest, which is then marked incomplete); 2 for unusable arguments.
+and in the manifest, which is then marked incomplete); 2 for unusable arguments or input;
+3 for an unexpected error (a bug: the message names the file holding its traceback).
 """
 
 import dataclasses
+import datetime
+import difflib
+import logging as std_logging
 import os
 import sys
+import traceback
 
 from absl import app
 from absl import flags
@@ -58,11 +68,56 @@ _DOWNLOAD = flags.DEFINE_bool(
     "~/.cache/eegmobile/sleep-edfx) first; resumes and verifies checksums.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False,
                                "Replace an output directory that holds a different build.")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose", False, "Show everything Beam and its workers print (by default it goes to "
+    "<output_dir>/build.log) and Beam's own warnings.")
+
+
+def beam_option_parser():
+  """An argparse parser knowing every Beam pipeline option (as Beam itself builds it)."""
+  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
+
+  def subclasses(cls):
+    for sub in cls.__subclasses__():
+      yield sub
+      yield from subclasses(sub)
+
+  parser = po._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
+  for cls in {str(c): c for c in subclasses(po.PipelineOptions)}.values():
+    cls._add_argparse_args(parser)  # pylint: disable=protected-access
+  return parser
+
+
+def unknown_arguments(args: list[str]) -> list[str]:
+  """The arguments that are not Beam pipeline options (our own flags are parsed already)."""
+  return beam_option_parser().parse_known_args(args)[1]
+
+
+def _suggestion(argument: str, known: list[str]) -> str:
+  name = argument.split("=", 1)[0]
+  close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+  return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _parse_flags(argv):
-  """Our flags via absl; everything else is left for Beam."""
-  return flags.FLAGS(argv, known_only=True)
+  """Our flags via absl; the rest must be Beam pipeline options, or the run stops here."""
+  rest = flags.FLAGS(argv, known_only=True)
+  if not _VERBOSE.value:
+    _quiet_beam()
+  unknown = unknown_arguments(rest[1:])
+  if unknown:
+    parser = beam_option_parser()
+    known = [f"--{name}" for name in flags.FLAGS] + [
+        option for action in parser._actions for option in action.option_strings  # pylint: disable=protected-access
+    ]
+    problems = [
+        f"{a}{_suggestion(a, known)}" if a.startswith("-") else f"{a} (not a flag)" for a in unknown
+    ]
+    print("error: unknown argument(s): " + "; ".join(problems) + ". This command takes its own "
+          "flags (python -m beam_pipelines.build --helpshort) and Beam pipeline options.",
+          file=sys.stderr)
+    sys.exit(2)
+  return rest
 
 
 def _config():
@@ -121,19 +176,42 @@ def _report(result) -> str:
     lines.append(f"  FAILED: {len(manifest['failures'])} recording(s); the manifest is "
                  "marked incomplete:")
     lines += [f"    {f['file']}: {f['error']}" for f in manifest["failures"]]
+  if result.unexpected_errors:
+    lines.append(f"  {result.unexpected_errors} of them failed unexpectedly: a bug, not bad "
+                 f"input; please report it with the tracebacks in {result.log_path}")
+  elif result.log_path:
+    lines.append(f"  Beam workers' output: {result.log_path}")
   return "\n".join(lines)
 
 
+def _report_bug(error: BaseException, output_dir: str) -> str:
+  """Writes an unexpected error's traceback beside the output; returns the file's path."""
+  path = f"{output_dir.rstrip(os.sep)}.error.log"
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "a") as f:
+    f.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} "
+            f"{' '.join(sys.argv)}\n")
+    f.write("".join(traceback.format_exception(error)))
+  return path
+
+
+class _BeamNoise(std_logging.Filter):
+  """Drops records below ERROR logged from Beam's code on the root logger (e.g. the
+  import-time "apitools not found" warning, irrelevant to a build)."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    beam_code = f"{os.sep}apache_beam{os.sep}" in record.pathname
+    return record.levelno >= std_logging.ERROR or not beam_code
+
+
 def _quiet_beam() -> None:
-  """Beam's runner logs every bundle and worker message at INFO; keep warnings only."""
-  import logging as std_logging  # pylint: disable=g-import-not-at-top
-  for name in ("apache_beam", "apache_beam.runners.portability.local_job_service"):
-    std_logging.getLogger(name).setLevel(std_logging.WARNING)
+  """Beam's runner logs every bundle and relays worker messages; keep its errors only."""
+  std_logging.getLogger("apache_beam").setLevel(std_logging.ERROR)
+  std_logging.getLogger().addFilter(_BeamNoise())
 
 
 def main(argv):
   from beam_pipelines import pipeline  # pylint: disable=g-import-not-at-top
-  _quiet_beam()
   from eegmobile import errors  # pylint: disable=g-import-not-at-top
   try:
     config = _config()
@@ -143,16 +221,27 @@ def main(argv):
   output_dir = _OUTPUT_DIR.value or os.path.join(
       "out", "demo" if not (_DATA_DIR.value or _DOWNLOAD.value) else config.subset)
   try:
+    # Before any work (a download, the demo recordings): paths the build cannot use.
+    pipeline.check_local_path(output_dir, "--output_dir")
+    pipeline.check_local_path(_DATA_DIR.value or "", "--data_dir")
     data_dir, demo = _recordings_dir(config.subset)
     result = pipeline.run(data_dir,
                           output_dir,
                           config,
                           beam_args=argv[1:],
                           demo=demo,
-                          overwrite=_OVERWRITE.value)
+                          overwrite=_OVERWRITE.value,
+                          verbose=_VERBOSE.value)
   except (FileNotFoundError, errors.RecordingError, ConnectionError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    path = _report_bug(e, output_dir)
+    print(
+        f"error: unexpected {type(e).__name__}: {e}\nThis is a bug in eegmobile, not a "
+        f"problem with your input; please report it with the traceback in {path}",
+        file=sys.stderr)
+    return 3
   print(_report(result))
   return 0 if result.ok else 1
 

@@ -17,9 +17,10 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import threading
 import time
-from typing import Sequence
+from typing import Optional, Sequence
 
 from absl import logging
 
@@ -28,6 +29,7 @@ from eegmobile import sleep_edf
 from eegmobile.config import BuildConfig
 from tfrecords import manifest as manifest_lib
 
+LOG_FILE = "build.log"  # inside the build: what Beam workers wrote, and tracebacks
 _DIRECT = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
@@ -38,6 +40,8 @@ class BuildResult:
   manifest: dict
   metrics: dict  # Beam counter name -> value
   seconds: float
+  log_path: Optional[str] = None  # Beam workers' output and unexpected errors' tracebacks
+  unexpected_errors: int = 0  # failures that are bugs (tracebacks in log_path), not bad input
 
   @property
   def ok(self) -> bool:
@@ -226,13 +230,105 @@ def _finalise(staging_dir: str, output_dir: str, manifest: dict) -> None:
     shutil.rmtree(old)
 
 
+def check_local_path(path: str, what: str) -> None:
+  """Refuses a URL where a local (or mounted shared) path is needed.
+
+  Raises:
+    errors.OutputDirError: path has a URL scheme (gs://, s3://, ...): the build reads and
+      writes with local file I/O, so such a path would silently become a local folder
+      named "gs:".
+  """
+  if "://" in path:
+    raise errors.OutputDirError(
+        path, f"{what} must be a local or mounted path; object-store URLs are not "
+        f"supported by the build yet (it would become a local folder named "
+        f"{path.split('://')[0] + ':'!r})")
+
+
+def _find(data_dir: str, config: BuildConfig) -> tuple[list, list]:
+  """The subset's recordings and the pairing problems (logged, later listed as failures)."""
+  recordings, problems = sleep_edf.find_recordings(data_dir, config.subset)
+  for problem in problems:
+    logging.error("SKIPPED %s", problem)
+  if not recordings and not problems:
+    raise FileNotFoundError(f"{data_dir}: no Sleep-EDF recordings of subset {config.subset} "
+                            "(expected files like sleep-cassette/SC4001E0-PSG.edf)")
+  return recordings, problems
+
+
+@contextlib.contextmanager
+def _worker_output_to(log_path: Optional[str]):
+  """Sends everything written to file descriptor 2 (Beam workers started now inherit it) to
+  log_path, while the driver's own log lines still reach the terminal. None: no change."""
+  if log_path is None:
+    yield
+    return
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  handler = absl_logging.get_absl_handler().python_handler
+  sys.stderr.flush()
+  terminal_fd = os.dup(2)
+  terminal = os.fdopen(os.dup(terminal_fd), "w", buffering=1)
+  previous = handler.stream
+  with open(log_path, "ab", buffering=0) as log:
+    os.dup2(log.fileno(), 2)
+    handler.setStream(terminal)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(terminal_fd, 2)
+      os.close(terminal_fd)
+      handler.setStream(previous)
+      terminal.close()
+
+
+def _write_tracebacks(failures: list[dict], log_path: str) -> int:
+  """Appends unexpected errors' tracebacks to the build log; returns how many there were.
+
+  The tracebacks (absolute paths, line numbers) stay out of the manifest, whose bytes
+  depend only on the inputs; their failure entries keep the one-line error.
+  """
+  bugs = [f for f in failures if f.get("traceback")]
+  if bugs:
+    with open(log_path, "a") as log:
+      for failure in bugs:
+        log.write(f"\n=== unexpected error building {failure['record']} "
+                  f"({failure['file']}) ===\n{failure['traceback']}")
+  for failure in failures:
+    failure.pop("traceback", None)
+  return len(bugs)
+
+
+def _keep_log(log_path: str, output_dir: str) -> Optional[str]:
+  """Moves a failed build's log beside the output (the staging directory is deleted)."""
+  if not os.path.exists(log_path) or not os.path.getsize(log_path):
+    return None
+  kept = f"{output_dir.rstrip(os.sep)}.failed-build.log"
+  shutil.move(log_path, kept)
+  return kept
+
+
+def _run_beam(recordings: list, config: BuildConfig, staging_dir: str, options):
+  """Runs the Beam job that stages every night's shard and entry; returns Beam's result."""
+  import apache_beam as beam  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
+  with _single_threaded_workers(options), _Progress(staging_dir, len(recordings)):
+    pipeline = beam.Pipeline(runner=make_runner(options), options=options)
+    _ = (pipeline | "ListRecordings" >> beam.Create(recordings) |
+         "BuildNights" >> transforms.BuildNights(config, staging_dir))
+    result = pipeline.run()
+    result.wait_until_finish()
+  return result
+
+
 def run(data_dir: str,
         output_dir: str,
         config: BuildConfig,
         *,
         beam_args: Sequence[str] = (),
         demo: bool = False,
-        overwrite: bool = False) -> BuildResult:
+        overwrite: bool = False,
+        verbose: bool = False) -> BuildResult:
   """Builds the TFRecords of one subset.
 
   Args:
@@ -242,6 +338,9 @@ def run(data_dir: str,
     beam_args: Beam pipeline arguments (runner and its options).
     demo: mark the build as the synthetic demo set in its manifest.
     overwrite: replace whatever output_dir holds.
+    verbose: let Beam's workers write to the terminal; by default what they write goes to
+      `<output_dir>/build.log` (`BuildResult.log_path`), with the traceback of every
+      unexpected error.
 
   Returns:
     The build's manifest, Beam counters and wall time. `result.ok` is False when some
@@ -249,17 +348,13 @@ def run(data_dir: str,
 
   Raises:
     FileNotFoundError: data_dir is missing or holds no recording of the subset.
-    errors.OutputDirError: output_dir holds something else.
+    errors.OutputDirError: output_dir holds something else, or a path is a URL.
   """
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
   start = time.monotonic()
-  recordings, problems = sleep_edf.find_recordings(data_dir, config.subset)
-  for problem in problems:
-    logging.error("SKIPPED %s", problem)
-  if not recordings and not problems:
-    raise FileNotFoundError(f"{data_dir}: no Sleep-EDF recordings of subset {config.subset} "
-                            "(expected files like sleep-cassette/SC4001E0-PSG.edf)")
+  check_local_path(data_dir, "--data_dir")
+  check_local_path(output_dir, "--output_dir")
+  recordings, problems = _find(data_dir, config)
   check_output_dir(output_dir, config, demo=demo, overwrite=overwrite)
   logging.info("building %d nights of %s from %s into %s", len(recordings), config.subset, data_dir,
                output_dir)
@@ -267,23 +362,30 @@ def run(data_dir: str,
   shutil.rmtree(staging_dir, ignore_errors=True)
   for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
     os.makedirs(os.path.join(staging_dir, sub))
+  log_path = os.path.join(staging_dir, LOG_FILE)
   options = pipeline_options(beam_args)
   try:
-    with _single_threaded_workers(options), _Progress(staging_dir, len(recordings)):
-      pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-      _ = (pipeline | "ListRecordings" >> beam.Create(recordings) |
-           "BuildNights" >> transforms.BuildNights(config, staging_dir))
-      result = pipeline.run()
-      result.wait_until_finish()
+    with _worker_output_to(None if verbose else log_path):
+      result = _run_beam(recordings, config, staging_dir, options)
     failures = _read_entries(os.path.join(
         staging_dir, transforms.FAILED_DIR)) + [_pairing_failure(p) for p in problems]
+    bugs = _write_tracebacks(failures, log_path)
     summaries = _read_entries(os.path.join(staging_dir, transforms.NIGHTS_DIR))
     manifest = manifest_lib.make_manifest(config, summaries, failures, demo=demo)
     _finalise(staging_dir, output_dir, manifest)
-  except BaseException:
+  except KeyboardInterrupt:
     shutil.rmtree(staging_dir, ignore_errors=True)  # nothing half-written stays behind
     raise
+  except BaseException as e:
+    kept = _keep_log(log_path, output_dir)
+    shutil.rmtree(staging_dir, ignore_errors=True)
+    if kept:
+      e.add_note(f"Beam workers' output: {kept}")
+    raise
+  log = os.path.join(output_dir, LOG_FILE)
   return BuildResult(output_dir=output_dir,
                      manifest=manifest,
                      metrics=_beam_counters(result),
-                     seconds=time.monotonic() - start)
+                     seconds=time.monotonic() - start,
+                     log_path=log if os.path.exists(log) else None,
+                     unexpected_errors=bugs)

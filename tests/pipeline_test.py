@@ -33,9 +33,11 @@ def demo_dir(tmp_path_factory):
 
 
 def _digests(directory):
+  """sha256 of the build's shards and manifest (its log is not part of the build's bytes)."""
   return {
       name: hashlib.sha256(open(os.path.join(directory, name), "rb").read()).hexdigest()
       for name in sorted(os.listdir(directory))
+      if name != pipeline.LOG_FILE
   }
 
 
@@ -56,7 +58,7 @@ def test_build_writes_exact_shards_and_every_example_reads_back(demo_dir, tmp_pa
   result = pipeline.run(demo_dir, output, CONFIG)  # default: one worker per core
   assert result.ok and result.manifest["complete"]
   assert sorted(os.listdir(output)) == [
-      "manifest.json", "sleep-edf-20-SC00.tfrecord-00000-of-00002",
+      pipeline.LOG_FILE, "manifest.json", "sleep-edf-20-SC00.tfrecord-00000-of-00002",
       "sleep-edf-20-SC00.tfrecord-00001-of-00002", "sleep-edf-20-SC01.tfrecord-00000-of-00002",
       "sleep-edf-20-SC01.tfrecord-00001-of-00002"
   ]
@@ -77,6 +79,7 @@ def test_build_writes_exact_shards_and_every_example_reads_back(demo_dir, tmp_pa
   assert manifest["totals"]["num_examples"] == sum(len(v) for v in examples.values())
   assert result.metrics["epochs_written"] == manifest["totals"]["num_examples"]
   assert result.metrics["recordings_built"] == 4
+  assert result.log_path == os.path.join(output, pipeline.LOG_FILE) and not result.unexpected_errors
   assert not [d for d in os.listdir(tmp_path) if "incomplete" in d]
 
 

@@ -1,0 +1,100 @@
+"""Tests for beam_pipelines.build, the entry point: flags, refusals, quiet output, bugs."""
+
+import os
+import subprocess
+import sys
+
+from absl import flags
+import pytest
+
+from beam_pipelines import build
+from beam_pipelines import pipeline
+from eegmobile.demo import synthetic
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BEAM_NOISE = ("apitools", "semi_persistent_directory", "Discarding unparseable")
+
+
+def _cli(*args, cwd):
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  return subprocess.run([sys.executable, "-m", "beam_pipelines.build", *args],
+                        cwd=cwd,
+                        env=env,
+                        capture_output=True,
+                        text=True,
+                        timeout=300)
+
+
+def test_misspelt_flags_are_refused_before_any_work(tmp_path):
+  run = _cli("--data-dir", "X", "--subest", "sleep-edf-78", cwd=tmp_path)
+  assert run.returncode == 2
+  assert "--data-dir (did you mean --data_dir?)" in run.stderr
+  assert "--subest (did you mean --subset?)" in run.stderr
+  assert "sleep-edf-78 (not a flag)" in run.stderr
+  assert os.listdir(tmp_path) == []  # no demo set built, nothing written
+
+
+def test_beam_options_are_known_and_typos_of_them_are_not():
+  assert build.unknown_arguments(["--direct_num_workers", "2", "--runner", "DirectRunner"]) == []
+  assert build.unknown_arguments(["--job_name=x", "--direct_running_mode", "in_memory"]) == []
+  assert build.unknown_arguments(["--direct_num_worker", "2"]) == ["--direct_num_worker", "2"]
+
+
+@pytest.mark.parametrize("flag", ["--output_dir", "--data_dir"])
+def test_object_store_url_is_refused_not_made_a_local_folder(tmp_path, flag):
+  run = _cli(flag, "gs://bucket/sleep", cwd=tmp_path)
+  assert run.returncode == 2
+  assert "gs://bucket/sleep" in run.stderr and "object-store" in run.stderr
+  assert os.listdir(tmp_path) == []  # no folder named "gs:", no demo recordings
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp("recordings"))
+  synthetic.make_demo_dataset(directory, subjects=(0,), nights=(1,), hours=1.0)
+  return directory
+
+
+def test_a_newcomer_sees_our_progress_not_beam_worker_warnings(recordings, tmp_path):
+  run = _cli("--runner",
+             "DirectRunner",
+             "--data_dir",
+             recordings,
+             "--output_dir",
+             "b",
+             cwd=tmp_path)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert "[1/1] built SC4001E0" in run.stderr and "1 nights, 1 subjects" in run.stdout
+  assert not [noise for noise in BEAM_NOISE if noise in run.stderr + run.stdout]
+  log = (tmp_path / "b" / pipeline.LOG_FILE).read_text()
+  assert [noise for noise in BEAM_NOISE if noise in log]  # it went to the log instead
+  assert f"Beam workers' output: b/{pipeline.LOG_FILE}" in run.stdout
+
+  verbose = _cli("--runner",
+                 "DirectRunner",
+                 "--data_dir",
+                 recordings,
+                 "--output_dir",
+                 "v",
+                 "--verbose",
+                 cwd=tmp_path)
+  assert verbose.returncode == 0
+  assert [noise for noise in BEAM_NOISE if noise in verbose.stderr]
+
+
+def test_an_unexpected_error_in_the_driver_is_reported_as_a_bug_with_its_traceback(
+    recordings, tmp_path, monkeypatch):
+
+  def broken(*args, **kwargs):
+    raise ZeroDivisionError("deliberate")
+
+  monkeypatch.setattr(pipeline, "run", broken)
+  output = str(tmp_path / "out")
+  flags.FLAGS(["build", "--data_dir", recordings, "--output_dir", output])
+  try:
+    assert build.main(["build"]) == 3
+  finally:
+    flags.FLAGS.unparse_flags()
+  log = open(output + ".error.log").read()
+  assert "Traceback" in log and "ZeroDivisionError: deliberate" in log and "broken" in log
+  assert not os.path.exists(output)
