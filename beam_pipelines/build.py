@@ -38,6 +38,7 @@ import difflib
 import logging as std_logging
 import os
 import sys
+import tempfile
 import traceback
 
 from absl import app
@@ -186,8 +187,11 @@ def _report(result) -> str:
 
 def _report_bug(error: BaseException, output_dir: str) -> str:
   """Writes an unexpected error's traceback beside the output; returns the file's path."""
-  path = f"{output_dir.rstrip(os.sep)}.error.log"
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  if "://" in output_dir:  # the log is local: never a local folder named "s3:"
+    path = os.path.join(tempfile.gettempdir(), f"eegmobile-build-{os.getpid()}.error.log")
+  else:
+    path = f"{output_dir.rstrip(os.sep)}.error.log"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   with open(path, "a") as f:
     f.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} "
             f"{' '.join(sys.argv)}\n")
@@ -212,6 +216,7 @@ def _quiet_beam() -> None:
 
 def main(argv):
   from beam_pipelines import pipeline  # pylint: disable=g-import-not-at-top
+  from beam_pipelines import storage  # pylint: disable=g-import-not-at-top
   from eegmobile import errors  # pylint: disable=g-import-not-at-top
   try:
     config = _config()
@@ -221,9 +226,11 @@ def main(argv):
   output_dir = _OUTPUT_DIR.value or os.path.join(
       "out", "demo" if not (_DATA_DIR.value or _DOWNLOAD.value) else config.subset)
   try:
-    # Before any work (a download, the demo recordings): paths the build cannot use.
-    pipeline.check_local_path(output_dir, "--output_dir")
-    pipeline.check_local_path(_DATA_DIR.value or "", "--data_dir")
+    # Before any work (a download, the demo recordings): an output the build cannot write.
+    storage.configure(pipeline.pipeline_options(argv[1:]))
+    storage.check_writable(storage.absolute(output_dir))
+    if _DOWNLOAD.value and storage.is_url(_DATA_DIR.value or ""):
+      raise errors.RecordingError(_DATA_DIR.value, "--download needs a local --data_dir")
     data_dir, demo = _recordings_dir(config.subset)
     result = pipeline.run(data_dir,
                           output_dir,
@@ -232,7 +239,7 @@ def main(argv):
                           demo=demo,
                           overwrite=_OVERWRITE.value,
                           verbose=_VERBOSE.value)
-  except (FileNotFoundError, errors.RecordingError, ConnectionError) as e:
+  except (FileNotFoundError, errors.RecordingError, ConnectionError, storage.StorageError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from typing import Optional, Sequence
@@ -27,9 +28,12 @@ from absl import logging
 from eegmobile import errors
 from eegmobile import sleep_edf
 from eegmobile.config import BuildConfig
+from beam_pipelines import storage
 from tfrecords import manifest as manifest_lib
 
 LOG_FILE = "build.log"  # inside the build: what Beam workers wrote, and tracebacks
+STAGING_SUFFIX = ".incomplete"  # <output_dir>.incomplete: where a build is staged
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _DIRECT = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
 
 
@@ -59,6 +63,8 @@ def pipeline_options(argv: Sequence[str] = ()):
   options = po.PipelineOptions(argv)
   standard = options.view_as(po.StandardOptions)
   standard.runner = standard.runner or "DirectRunner"
+  if standard.runner in ("DaskRunner", "dask"):
+    standard.runner = DASK_RUNNER  # Beam knows it only by its full path
   if standard.runner in _DIRECT:
     direct = options.view_as(po.DirectOptions)
     if not any(a.startswith("--direct_num_workers") for a in argv):
@@ -96,6 +102,62 @@ def _single_threaded_workers(options):
       os.environ.pop(v, None)
 
 
+class ClusterError(ConnectionError):
+  """The Dask scheduler cannot be reached (the message names its address)."""
+
+
+def _dask_options(options):
+  from apache_beam.runners.dask import dask_runner  # pylint: disable=g-import-not-at-top
+  return options.view_as(dask_runner.DaskOptions)
+
+
+@contextlib.contextmanager
+def _dask_cluster(options, num_recordings: int):
+  """For the DaskRunner: one night per partition, and a cluster to run on.
+
+  Dask puts up to 128 items into one partition and treats Reshuffle as a no-op, so without
+  a partition count one worker would build every night. With no --dask_client_address (or
+  scheduler file) a local cluster is started on 127.0.0.1, one single-threaded worker
+  process per core, and stopped afterwards.
+
+  Raises:
+    ClusterError: the scheduler at --dask_client_address does not answer.
+  """
+  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
+  if options.view_as(po.StandardOptions).runner != DASK_RUNNER:
+    yield
+    return
+  dask = _dask_options(options)
+  if dask.npartitions is None and dask.partition_size is None:
+    dask.npartitions = max(1, num_recordings)
+  if dask.address or dask.scheduler_file:
+    _check_scheduler(dask.address, dask.timeout)
+    yield
+    return
+  from dask import distributed  # pylint: disable=g-import-not-at-top
+  with distributed.LocalCluster(n_workers=os.cpu_count() or 1,
+                                threads_per_worker=1,
+                                processes=True,
+                                host="127.0.0.1",
+                                dashboard_address=None,
+                                env={v: "1" for v in _ONE_THREAD}) as cluster:
+    dask.address = cluster.scheduler_address
+    yield
+
+
+def _check_scheduler(address: Optional[str], timeout) -> None:
+  from dask import distributed  # pylint: disable=g-import-not-at-top
+  if not address:
+    return
+  seconds = timeout if isinstance(timeout, int) else 10
+  try:
+    with distributed.Client(address, timeout=seconds):
+      pass
+  except (OSError, TimeoutError) as e:
+    raise ClusterError(f"{address}: no Dask scheduler answers there within {seconds} s "
+                       f"({type(e).__name__}: {e}); check --dask_client_address") from e
+
+
 def make_runner(options):
   """The FnApiRunner for the DirectRunner (no Prism download); None lets Beam choose."""
   from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
@@ -110,23 +172,36 @@ def make_runner(options):
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
 
 
+def _is_shard_or_log(name: str) -> bool:
+  return ".tfrecord-" in name or name == LOG_FILE
+
+
 def check_output_dir(output_dir: str, config: BuildConfig, *, demo: bool, overwrite: bool) -> None:
   """Refuses, before any work, to write over something that is not this same build.
 
+  A location holding only shards and a log but no manifest is a build that was stopped
+  while its files were being moved into place: it is replaced.
+
   Raises:
-    errors.OutputDirError: output_dir holds other files, or a build with other parameters.
+    errors.OutputDirError: output_dir is a file, holds other files, or holds a build with
+      other parameters.
   """
-  if not os.path.exists(output_dir) or overwrite:
+  if overwrite:
     return
-  if not os.path.isdir(output_dir):
+  if not storage.is_url(output_dir) and os.path.exists(
+      output_dir) and not os.path.isdir(output_dir):
     raise errors.OutputDirError(output_dir, "exists and is not a directory")
-  if not os.listdir(output_dir):
+  names = storage.list_names(output_dir)
+  if manifest_lib.MANIFEST_FILE not in names:
+    others = [n for n in names if not _is_shard_or_log(n)]
+    if others:
+      raise errors.OutputDirError(
+          output_dir, "is not empty and holds no build (no manifest.json; it holds "
+          f"{', '.join(others[:5])}{', ...' if len(others) > 5 else ''}); refusing to write "
+          "into it")
     return
-  if not os.path.exists(os.path.join(output_dir, manifest_lib.MANIFEST_FILE)):
-    raise errors.OutputDirError(
-        output_dir, "is not empty and holds no build "
-        "(no manifest.json); refusing to write into it")
-  old = manifest_lib.load_manifest(output_dir, allow_incomplete=True)
+  path = storage.join(output_dir, manifest_lib.MANIFEST_FILE)
+  old = manifest_lib.loads(storage.read_bytes(path).decode(), path, allow_incomplete=True)
   there = _flatten({"config": old.get("config"), "demo": old.get("demo")})
   now = _flatten({"config": config.to_dict(), "demo": demo})
   differences = [
@@ -153,9 +228,10 @@ class _Progress:
   """Logs each night as its staged entry appears, from the driver, while Beam runs."""
 
   def __init__(self, staging_dir: str, total: int, every_s: float = 1.0):
+    from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
     self._dirs = {
-        "built": os.path.join(staging_dir, "nights"),
-        "FAILED": os.path.join(staging_dir, "failed")
+        "built": storage.join(staging_dir, transforms.NIGHTS_DIR),
+        "FAILED": storage.join(staging_dir, transforms.FAILED_DIR)
     }
     self._total, self._every_s, self._seen = total, every_s, set()
     self._stop = threading.Event()
@@ -164,7 +240,7 @@ class _Progress:
 
   def _report_new(self):
     for status, directory in self._dirs.items():
-      for name in sorted(os.listdir(directory)):
+      for name in storage.list_names(directory):
         if name.endswith(".json") and name not in self._seen:
           self._seen.add(name)
           logging.info("[%d/%d] %s %s (%.0f s)", len(self._seen), self._total, status,
@@ -173,7 +249,10 @@ class _Progress:
 
   def _loop(self):
     while not self._stop.wait(self._every_s):
-      self._report_new()
+      try:
+        self._report_new()
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("progress: cannot list the staging area (%s)", e)  # the build goes on
 
   def __enter__(self):
     self._thread.start()
@@ -186,12 +265,11 @@ class _Progress:
 
 
 def _read_entries(directory: str) -> list[dict]:
-  entries = []
-  for name in sorted(os.listdir(directory)):
-    if name.endswith(".json"):
-      with open(os.path.join(directory, name)) as f:
-        entries.append(json.load(f))
-  return entries
+  return [
+      json.loads(storage.read_bytes(storage.join(directory, name)))
+      for name in storage.list_names(directory)
+      if name.endswith(".json")
+  ]
 
 
 def _pairing_failure(problem: errors.PairingError) -> dict:
@@ -204,50 +282,46 @@ def _pairing_failure(problem: errors.PairingError) -> dict:
 
 
 def _beam_counters(result) -> dict:
+  """Beam's counters, or {} where the runner collects none (the DaskRunner raises)."""
+  try:
+    queried = result.metrics().query()["counters"]
+  except NotImplementedError:
+    return {}
   counters = {}
-  for counter in result.metrics().query()["counters"]:
+  for counter in queried:
     value = counter.committed if counter.committed is not None else counter.attempted
     counters[counter.key.metric.name] = counters.get(counter.key.metric.name, 0) + value
   return dict(sorted(counters.items()))
 
 
-def _finalise(staging_dir: str, output_dir: str, manifest: dict) -> None:
-  """Names the shards, writes the manifest last, then swaps staging into output_dir."""
-  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
-  for night in manifest["recordings"]:
-    os.replace(transforms.staged_shard(staging_dir, night["record"]),
-               os.path.join(staging_dir, night["shard"]))
-  shutil.rmtree(os.path.join(staging_dir, transforms.NIGHTS_DIR))
-  shutil.rmtree(os.path.join(staging_dir, transforms.FAILED_DIR))
-  with open(os.path.join(staging_dir, manifest_lib.MANIFEST_FILE), "w") as f:
-    f.write(manifest_lib.dumps(manifest))
-  old = None
-  if os.path.exists(output_dir):
-    old = f"{output_dir.rstrip(os.sep)}.replaced-{os.getpid()}"
-    os.replace(output_dir, old)
-  os.replace(staging_dir, output_dir)
-  if old:
-    shutil.rmtree(old)
+def _finalise(staging_dir: str, output_dir: str, manifest: dict, log_path: str) -> None:
+  """Moves the build into output_dir, file by file, the manifest last.
 
-
-def check_local_path(path: str, what: str) -> None:
-  """Refuses a URL where a local (or mounted shared) path is needed.
-
-  Raises:
-    errors.OutputDirError: path has a URL scheme (gs://, s3://, ...): the build reads and
-      writes with local file I/O, so such a path would silently become a local folder
-      named "gs:".
+  Object stores have no atomic directory rename, so completeness is marked by the
+  manifest alone: an old build's manifest is deleted before anything of it is touched,
+  and the new manifest is written only once every shard is in place. A reader never
+  takes a location without a manifest for a build (`manifest.load_manifest`).
   """
-  if "://" in path:
-    raise errors.OutputDirError(
-        path, f"{what} must be a local or mounted path; object-store URLs are not "
-        f"supported by the build yet (it would become a local folder named "
-        f"{path.split('://')[0] + ':'!r})")
+  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
+  storage.make_dirs(output_dir)
+  old = storage.list_names(output_dir)
+  if manifest_lib.MANIFEST_FILE in old:  # from here on the old build no longer looks complete
+    storage.delete([storage.join(output_dir, manifest_lib.MANIFEST_FILE)])
+  storage.delete([storage.join(output_dir, n) for n in old if n != manifest_lib.MANIFEST_FILE])
+  for night in manifest["recordings"]:
+    storage.rename(transforms.staged_shard(staging_dir, night["record"]),
+                   storage.join(output_dir, night["shard"]))
+  if os.path.exists(log_path) and os.path.getsize(log_path):
+    with open(log_path, "rb") as f:
+      storage.write_bytes(storage.join(output_dir, LOG_FILE), f.read())
+  storage.write_bytes(storage.join(output_dir, manifest_lib.MANIFEST_FILE),
+                      manifest_lib.dumps(manifest).encode())
+  storage.delete_tree(staging_dir)
 
 
 def _find(data_dir: str, config: BuildConfig) -> tuple[list, list]:
   """The subset's recordings and the pairing problems (logged, later listed as failures)."""
-  recordings, problems = sleep_edf.find_recordings(data_dir, config.subset)
+  recordings, problems = sleep_edf.pair_files(storage.find_files(data_dir), config.subset)
   for problem in problems:
     logging.error("SKIPPED %s", problem)
   if not recordings and not problems:
@@ -300,10 +374,13 @@ def _write_tracebacks(failures: list[dict], log_path: str) -> int:
 
 
 def _keep_log(log_path: str, output_dir: str) -> Optional[str]:
-  """Moves a failed build's log beside the output (the staging directory is deleted)."""
+  """Keeps a failed build's log beside a local output (or in the temporary directory)."""
   if not os.path.exists(log_path) or not os.path.getsize(log_path):
     return None
-  kept = f"{output_dir.rstrip(os.sep)}.failed-build.log"
+  if storage.is_url(output_dir):
+    kept = os.path.join(tempfile.gettempdir(), f"eegmobile-failed-build-{os.getpid()}.log")
+  else:
+    kept = f"{output_dir.rstrip(os.sep)}.failed-build.log"
   shutil.move(log_path, kept)
   return kept
 
@@ -312,13 +389,32 @@ def _run_beam(recordings: list, config: BuildConfig, staging_dir: str, options):
   """Runs the Beam job that stages every night's shard and entry; returns Beam's result."""
   import apache_beam as beam  # pylint: disable=g-import-not-at-top
   from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
-  with _single_threaded_workers(options), _Progress(staging_dir, len(recordings)):
+  with _single_threaded_workers(options), _dask_cluster(options, len(recordings)), _Progress(
+      staging_dir, len(recordings)):
     pipeline = beam.Pipeline(runner=make_runner(options), options=options)
     _ = (pipeline | "ListRecordings" >> beam.Create(recordings) |
-         "BuildNights" >> transforms.BuildNights(config, staging_dir))
+         "BuildNights" >> transforms.BuildNights(config, staging_dir, options))
     result = pipeline.run()
-    result.wait_until_finish()
+    try:
+      result.wait_until_finish()
+    finally:
+      client = getattr(result, "client", None)  # the DaskRunner's client to the cluster
+      if client is not None:
+        client.close()
   return result
+
+
+def _prepare_staging(output_dir: str) -> str:
+  """The staging location beside output_dir, emptied: a killed build's leftovers go now."""
+  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
+  staging_dir = f"{storage.absolute(output_dir).rstrip('/').rstrip(os.sep)}{STAGING_SUFFIX}"
+  if storage.has_files(staging_dir):
+    logging.warning("removing %s, left by a build of %s that did not finish", staging_dir,
+                    output_dir)
+    storage.delete_tree(staging_dir)
+  for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
+    storage.make_dirs(storage.join(staging_dir, sub))
+  return staging_dir
 
 
 def run(data_dir: str,
@@ -332,10 +428,13 @@ def run(data_dir: str,
   """Builds the TFRecords of one subset.
 
   Args:
-    data_dir: directory holding Sleep-EDF files (searched recursively).
-    output_dir: where the build goes (created; see `check_output_dir`).
+    data_dir: directory or object-store prefix holding Sleep-EDF files (searched
+      recursively).
+    output_dir: where the build goes: a local path or an object-store URL such as
+      s3://bucket/builds/sleep-edf-20 (see `check_output_dir`).
     config: build parameters.
-    beam_args: Beam pipeline arguments (runner and its options).
+    beam_args: Beam pipeline arguments (runner and its options, object-store endpoints
+      and credentials).
     demo: mark the build as the synthetic demo set in its manifest.
     overwrite: replace whatever output_dir holds.
     verbose: let Beam's workers write to the terminal; by default what they write goes to
@@ -348,44 +447,47 @@ def run(data_dir: str,
 
   Raises:
     FileNotFoundError: data_dir is missing or holds no recording of the subset.
-    errors.OutputDirError: output_dir holds something else, or a path is a URL.
+    errors.OutputDirError: output_dir holds something else.
+    storage.StorageError: output_dir cannot be written (bucket, endpoint, credentials).
+    ClusterError: the Dask scheduler named by --dask_client_address does not answer.
   """
   from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
   start = time.monotonic()
-  check_local_path(data_dir, "--data_dir")
-  check_local_path(output_dir, "--output_dir")
+  options = pipeline_options(beam_args)
+  storage.configure(options)
+  given = output_dir  # results name the output as the caller did
+  data_dir, output_dir = storage.absolute(data_dir), storage.absolute(output_dir)
+  storage.check_writable(output_dir)
   recordings, problems = _find(data_dir, config)
   check_output_dir(output_dir, config, demo=demo, overwrite=overwrite)
   logging.info("building %d nights of %s from %s into %s", len(recordings), config.subset, data_dir,
                output_dir)
-  staging_dir = f"{os.path.abspath(output_dir).rstrip(os.sep)}.incomplete-{os.getpid()}"
-  shutil.rmtree(staging_dir, ignore_errors=True)
-  for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
-    os.makedirs(os.path.join(staging_dir, sub))
-  log_path = os.path.join(staging_dir, LOG_FILE)
-  options = pipeline_options(beam_args)
+  staging_dir = _prepare_staging(output_dir)
+  log_path = os.path.join(tempfile.mkdtemp(prefix="eegmobile-build-"), LOG_FILE)
   try:
     with _worker_output_to(None if verbose else log_path):
       result = _run_beam(recordings, config, staging_dir, options)
-    failures = _read_entries(os.path.join(
+    failures = _read_entries(storage.join(
         staging_dir, transforms.FAILED_DIR)) + [_pairing_failure(p) for p in problems]
     bugs = _write_tracebacks(failures, log_path)
-    summaries = _read_entries(os.path.join(staging_dir, transforms.NIGHTS_DIR))
+    summaries = _read_entries(storage.join(staging_dir, transforms.NIGHTS_DIR))
     manifest = manifest_lib.make_manifest(config, summaries, failures, demo=demo)
-    _finalise(staging_dir, output_dir, manifest)
+    _finalise(staging_dir, output_dir, manifest, log_path)
   except KeyboardInterrupt:
-    shutil.rmtree(staging_dir, ignore_errors=True)  # nothing half-written stays behind
+    storage.delete_tree(staging_dir)  # nothing half-written stays behind
     raise
   except BaseException as e:
     kept = _keep_log(log_path, output_dir)
-    shutil.rmtree(staging_dir, ignore_errors=True)
+    storage.delete_tree(staging_dir)
     if kept:
       e.add_note(f"Beam workers' output: {kept}")
     raise
-  log = os.path.join(output_dir, LOG_FILE)
-  return BuildResult(output_dir=output_dir,
+  finally:
+    shutil.rmtree(os.path.dirname(log_path), ignore_errors=True)
+  log = storage.join(given, LOG_FILE)
+  return BuildResult(output_dir=given,
                      manifest=manifest,
                      metrics=_beam_counters(result),
                      seconds=time.monotonic() - start,
-                     log_path=log if os.path.exists(log) else None,
+                     log_path=log if storage.exists(log) else None,
                      unexpected_errors=bugs)

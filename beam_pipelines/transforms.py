@@ -6,13 +6,16 @@ is emitted, so the job needs no shuffle of image bytes. Every built, failed or d
 item is counted with Beam metrics under the namespace `eegmobile`.
 """
 
+import dataclasses
 import json
 import os
 import time
+from typing import Optional
 
 import apache_beam as beam
 from absl import logging
 
+from beam_pipelines import storage
 from eegmobile import errors
 from eegmobile import nights
 from eegmobile import sleep_edf
@@ -25,13 +28,21 @@ FAILED_DIR = "failed"  # one JSON per recording that could not be built
 
 
 def staged_shard(staging_dir: str, record: str) -> str:
-  return os.path.join(staging_dir, NIGHTS_DIR, record + ".tfrecord")
+  return storage.join(staging_dir, NIGHTS_DIR, record + ".tfrecord")
 
 
 def _write_json(path: str, value: dict) -> None:
-  with open(path + ".part", "w") as f:
-    json.dump(value, f, sort_keys=True)
-  os.replace(path + ".part", path)  # a reader never sees half a file
+  storage.write_bytes(path, json.dumps(value, sort_keys=True).encode())  # never half a file
+
+
+def _write_shard(path: str, examples, compression: str) -> None:
+  """The night's shard, whole or not at all (local: .part then rename; object: one upload)."""
+  if storage.is_url(path):
+    with storage.create(path) as stream:
+      writer.write_records(stream, examples, compression)
+    return
+  writer.write_tfrecord(path + ".part", examples, compression)
+  os.replace(path + ".part", path)
 
 
 def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
@@ -54,12 +65,16 @@ def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
 class BuildNightFn(beam.DoFn):
   """Recording -> staged shard + manifest entry (main output) or a failure (tag 'failed')."""
 
-  def __init__(self, config: dict, staging_dir: str):
+  def __init__(self, config: dict, staging_dir: str, filesystem_options: Optional[dict] = None):
     super().__init__()
     self._config_dict = config  # plain dict: small, picklable, no reference to the caller
     self._staging_dir = staging_dir
+    self._filesystem_options = filesystem_options or {}
 
   def setup(self):
+    if self._filesystem_options:  # object-store endpoint and credentials, in this worker too
+      from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
+      storage.configure(po.PipelineOptions.from_dictionary(self._filesystem_options))
     self._config = BuildConfig.from_dict(self._config_dict)
     self._built = beam.metrics.Metrics.counter(NAMESPACE, "recordings_built")
     self._failed = beam.metrics.Metrics.counter(NAMESPACE, "recordings_failed")
@@ -69,18 +84,20 @@ class BuildNightFn(beam.DoFn):
   def process(self, recording: sleep_edf.Recording):
     start = time.monotonic()
     try:
-      night = nights.build_night(recording, self._config)
+      with storage.local_copy(recording.psg_path) as psg, storage.local_copy(
+          recording.hypnogram_path) as hypnogram:
+        local = dataclasses.replace(recording, psg_path=psg, hypnogram_path=hypnogram)
+        night = nights.build_night(local, self._config)
     except Exception as e:  # pylint: disable=broad-except
       # One bad recording must not cost the others: record it and carry on.
       failure = failure_entry(recording, e)
       self._failed.inc()
       logging.error("FAILED %s: %s: %s", recording.record, failure["file"], failure["error"])
-      _write_json(os.path.join(self._staging_dir, FAILED_DIR, recording.record + ".json"), failure)
+      _write_json(storage.join(self._staging_dir, FAILED_DIR, recording.record + ".json"), failure)
       yield beam.pvalue.TaggedOutput("failed", failure)
       return
     shard = staged_shard(self._staging_dir, recording.record)
-    writer.write_tfrecord(shard + ".part", night.examples, self._config.compression)
-    os.replace(shard + ".part", shard)
+    _write_shard(shard, night.examples, self._config.compression)
     _write_json(shard + ".json", night.summary)
     self._count(night.summary)
     elapsed = time.monotonic() - start
@@ -101,13 +118,20 @@ class BuildNightFn(beam.DoFn):
 class BuildNights(beam.PTransform):
   """PCollection[Recording] -> (built manifest entries, failures)."""
 
-  def __init__(self, config: BuildConfig, staging_dir: str):
+  def __init__(self, config: BuildConfig, staging_dir: str, options=None):
     super().__init__()
     self._config = config.to_dict()
     self._staging_dir = staging_dir
+    # Only the object-store settings travel to the workers (endpoints, credentials).
+    self._filesystem_options = {} if options is None else {
+        k: v
+        for k, v in options.get_all_options(drop_default=True).items()
+        if k.startswith(("s3_", "gcs_", "hdfs_", "azure_", "blob_"))
+    }
 
   def expand(self, recordings):
     return (recordings
             # Spread nights over workers: Create alone may hand them all to one worker.
             | "SpreadNights" >> beam.Reshuffle() | "BuildNight" >> beam.ParDo(
-                BuildNightFn(self._config, self._staging_dir)).with_outputs("failed", main="built"))
+                BuildNightFn(self._config, self._staging_dir,
+                             self._filesystem_options)).with_outputs("failed", main="built"))

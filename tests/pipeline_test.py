@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines import pipeline
+from beam_pipelines import storage
 from eegmobile import config as config_lib
 from eegmobile import edf_reader
 from eegmobile.demo import edf_writer
@@ -20,7 +21,9 @@ from eegmobile.demo import synthetic
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema
 from tests import edf_files
+from tests import servers
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = config_lib.BuildConfig()
 IN_PROCESS = ["--direct_num_workers", "1"]  # one in-memory worker: fast to start
 
@@ -220,3 +223,116 @@ def test_cli_exit_status_and_summary(broken_dir, tmp_path):
   assert missing.returncode == 2 and "does not exist" in missing.stderr
   manifest = json.load(open(tmp_path / "out" / "manifest.json"))
   assert manifest["complete"] is False
+
+
+@pytest.fixture(scope="module")
+def s3():
+  pytest.importorskip("boto3", reason="needs the aws extra")
+  pytest.importorskip("moto", reason="needs moto[server] (test extra)")
+  with servers.s3_server() as server:
+    yield server
+
+
+def _read_back(build, env=None):
+  """What make_dataset yields for a build, read by a separate process (its exit status too)."""
+  run = subprocess.run([sys.executable, "-m", "tests.read_build", build],
+                       cwd=ROOT,
+                       env={
+                           **os.environ, "PYTHONPATH": ROOT,
+                           **(env or {})
+                       },
+                       capture_output=True,
+                       text=True,
+                       timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]  # 0, not tensorflow-io's abort at exit (134)
+  return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_a_build_written_to_s3_is_the_local_build_and_reads_back_the_same(demo_dir, tmp_path, s3):
+  local = str(tmp_path / "local")
+  pipeline.run(demo_dir, local, CONFIG, beam_args=IN_PROCESS)
+  url = s3.url("builds", "demo")
+  result = pipeline.run(demo_dir, url, CONFIG, beam_args=IN_PROCESS + s3.beam_args)
+  assert result.ok and result.output_dir == url
+  objects = servers.s3_objects(s3, "builds/demo")
+  assert {
+      k: hashlib.sha256(v).hexdigest() for k, v in objects.items() if k != pipeline.LOG_FILE
+  } == _digests(local)
+  assert not servers.s3_objects(s3, "builds/demo" + pipeline.STAGING_SUFFIX)  # staging gone
+  assert _read_back(url, s3.tensorflow_env) == _read_back(local)
+  # The same build again is refused nowhere and stays identical; another build is refused.
+  pipeline.run(demo_dir, url, CONFIG, beam_args=IN_PROCESS + s3.beam_args)
+  assert {
+      k: v for k, v in servers.s3_objects(s3, "builds/demo").items() if k != pipeline.LOG_FILE
+  } == {
+      k: v for k, v in objects.items() if k != pipeline.LOG_FILE
+  }
+  with pytest.raises(errors.OutputDirError, match="holds a different build"):
+    pipeline.run(demo_dir,
+                 url,
+                 config_lib.BuildConfig(compression="GZIP"),
+                 beam_args=IN_PROCESS + s3.beam_args)
+
+
+def test_a_reader_never_takes_an_s3_prefix_without_a_manifest_for_a_build(s3):
+  from apache_beam.options import pipeline_options as po
+  storage.configure(po.PipelineOptions(s3.beam_args))
+  storage.write_bytes(s3.url("half", "sleep-edf-20-SC00.tfrecord-00000-of-00001"), b"x")
+  run = subprocess.run([sys.executable, "-m", "tests.read_build",
+                        s3.url("half")],
+                       cwd=ROOT,
+                       env={
+                           **os.environ, "PYTHONPATH": ROOT,
+                           **s3.tensorflow_env
+                       },
+                       capture_output=True,
+                       text=True,
+                       timeout=300)
+  assert run.returncode == 1 and "no manifest" in run.stderr
+  assert s3.url("half", "manifest.json") in run.stderr
+
+
+def test_a_killed_build_leaves_staging_that_the_next_run_removes(demo_dir, tmp_path):
+  output = str(tmp_path / "out")
+  staging = output + pipeline.STAGING_SUFFIX
+  os.makedirs(os.path.join(staging, "nights"))
+  open(os.path.join(staging, "nights", "SC4001E0.tfrecord"), "wb").write(b"half a shard")
+  assert pipeline.run(demo_dir, output, CONFIG, beam_args=IN_PROCESS).ok
+  assert not os.path.exists(staging)
+
+
+def test_output_stopped_while_moving_shards_into_place_is_replaced(demo_dir, tmp_path):
+  output = tmp_path / "out"
+  output.mkdir()
+  (output / "sleep-edf-20-SC00.tfrecord-00000-of-00002").write_bytes(b"old")  # no manifest
+  result = pipeline.run(demo_dir, str(output), CONFIG, beam_args=IN_PROCESS)
+  assert result.ok and manifest_lib.load_manifest(str(output))
+
+
+def test_dask_cluster_builds_byte_identical_to_the_direct_runner(demo_dir, tmp_path):
+  pytest.importorskip("dask.distributed", reason="needs the dask extra")
+  direct = str(tmp_path / "direct")
+  pipeline.run(demo_dir, direct, CONFIG, beam_args=IN_PROCESS)
+  with servers.dask_cluster(workers=2) as address:
+    on_dask = str(tmp_path / "dask")
+    result = pipeline.run(os.path.relpath(demo_dir),
+                          os.path.relpath(on_dask),
+                          CONFIG,
+                          beam_args=["--runner", "DaskRunner", "--dask_client_address", address])
+  assert result.ok and result.metrics == {}  # the DaskRunner collects no metrics
+  assert result.manifest["totals"]["num_examples"] > 0
+  assert _digests(on_dask) == _digests(direct)
+
+
+def test_a_dask_address_nobody_answers_on_is_a_clear_error(demo_dir, tmp_path):
+  pytest.importorskip("dask.distributed", reason="needs the dask extra")
+  address = f"tcp://127.0.0.1:{servers.free_port()}"
+  with pytest.raises(pipeline.ClusterError, match=f"{address}: no Dask scheduler answers"):
+    pipeline.run(demo_dir,
+                 str(tmp_path / "out"),
+                 CONFIG,
+                 beam_args=[
+                     "--runner", "DaskRunner", "--dask_client_address", address,
+                     "--dask_connection_timeout", "2"
+                 ])
+  assert not os.path.exists(tmp_path / "out")

@@ -40,11 +40,11 @@ def dumps(manifest: dict) -> str:
   return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
 
 
-def _gfile():
+def _gfile(path: str):
   # tf.io.gfile reads local paths and, with tensorflow-io imported, s3:// and hdfs:// too.
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfrecords import filesystems  # pylint: disable=g-import-not-at-top
-  filesystems.register()
+  filesystems.register(path)
   return tf.io.gfile
 
 
@@ -52,29 +52,12 @@ def _join(build_dir: str, name: str) -> str:
   return build_dir.rstrip("/") + "/" + name if "://" in build_dir else os.path.join(build_dir, name)
 
 
-def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:
-  """Reads and checks a build's manifest (local path or object-store URL).
-
-  Args:
-    build_dir: the build's output directory.
-    allow_incomplete: accept a build whose manifest says some recordings failed.
+def loads(text: str, path: str, *, allow_incomplete: bool = False) -> dict:
+  """Parses and checks a manifest's text (`path` names it in errors).
 
   Raises:
-    FileNotFoundError: no manifest in build_dir.
     ValueError: not a manifest of this format/version, or an incomplete build.
   """
-  path = _join(build_dir, MANIFEST_FILE)
-  if "://" in build_dir:
-    gfile = _gfile()
-    if not gfile.exists(path):
-      raise FileNotFoundError(f"{path}: no manifest; is {build_dir} a build directory?")
-    with gfile.GFile(path, "r") as f:
-      text = f.read()
-  else:
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"{path}: no manifest; is {build_dir} a build directory?")
-    with open(path) as f:
-      text = f.read()
   try:
     manifest = json.loads(text)
   except json.JSONDecodeError as e:
@@ -88,6 +71,37 @@ def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:
     raise ValueError(f"{path}: incomplete build, {len(manifest.get('failures', []))} "
                      f"recording(s) failed ({failed}); pass allow_incomplete=True to use it")
   return manifest
+
+
+def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:
+  """Reads and checks a build's manifest (local path or object-store URL).
+
+  A build is complete only once its manifest is written (it is written last), so a
+  directory or prefix without one is never taken for a build.
+
+  Args:
+    build_dir: the build's output directory.
+    allow_incomplete: accept a build whose manifest says some recordings failed.
+
+  Raises:
+    FileNotFoundError: no manifest in build_dir.
+    ValueError: not a manifest of this format/version, or an incomplete build.
+  """
+  path = _join(build_dir, MANIFEST_FILE)
+  missing = FileNotFoundError(f"{path}: no manifest; {build_dir} is not a build directory, or "
+                              "its build did not finish (the manifest is written last)")
+  if "://" in build_dir:
+    gfile = _gfile(build_dir)
+    if not gfile.exists(path):
+      raise missing
+    with gfile.GFile(path, "r") as f:
+      text = f.read()
+  else:
+    if not os.path.exists(path):
+      raise missing
+    with open(path) as f:
+      text = f.read()
+  return loads(text, path, allow_incomplete=allow_incomplete)
 
 
 def subjects(manifest: dict) -> list[str]:

@@ -46,8 +46,35 @@ def frame(record: Record) -> bytes:
   return b"".join(frame_pieces(record))
 
 
+def write_records(stream: BinaryIO, records: Iterable[Record], compression: str = "") -> int:
+  """Writes records to an open binary stream (a local file, or an object store's writer).
+
+  Args:
+    stream: where the bytes go; it is flushed, not closed.
+    records: serialized examples, each as bytes or as pieces (see `Record`).
+    compression: "" or "GZIP".
+
+  Returns:
+    The number of records written.
+  """
+  if compression not in ("", "GZIP"):
+    raise ValueError(f"compression must be '' or 'GZIP', got {compression!r}")
+  count = 0
+  out: BinaryIO = stream
+  if compression == "GZIP":
+    gz = gzip.GzipFile(filename="", mode="wb", fileobj=stream, mtime=0, compresslevel=6)
+    out = io.BufferedWriter(gz, buffer_size=1 << 20)
+  for record in records:
+    out.writelines(frame_pieces(record))
+    count += 1
+  out.flush()
+  if compression:
+    gz.close()  # writes the gzip trailer; leaves `stream` open
+  return count
+
+
 def write_tfrecord(path: str, records: Iterable[Record], compression: str = "") -> int:
-  """Writes records to a new TFRecord file at path. Returns the number written.
+  """Writes records to a new local TFRecord file at path. Returns the number written.
 
   Args:
     path: destination (overwritten).
@@ -56,20 +83,9 @@ def write_tfrecord(path: str, records: Iterable[Record], compression: str = "") 
   """
   if compression not in ("", "GZIP"):
     raise ValueError(f"compression must be '' or 'GZIP', got {compression!r}")
-  count = 0
   # A 1 MB buffer: ~20 epochs per write call, and the same memory reused for all of them.
   with open(path, "wb", buffering=1 << 20) as raw:
-    stream: BinaryIO = raw
-    if compression == "GZIP":
-      gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
-      stream = io.BufferedWriter(gz, buffer_size=1 << 20)
-    for record in records:
-      stream.writelines(frame_pieces(record))
-      count += 1
-    stream.flush()
-    if compression:
-      stream.close()  # closes the GzipFile too, which writes the gzip trailer
-  return count
+    return write_records(raw, records, compression)
 
 
 def read_tfrecord(path: str, compression: str = "") -> Iterator[bytes]:
