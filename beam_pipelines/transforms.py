@@ -9,13 +9,17 @@ item is counted with Beam metrics under the namespace `eegmobile`.
 import json
 import os
 import time
+import traceback
+from typing import Optional
 
 import apache_beam as beam
 from absl import logging
+import numpy as np
 
 from eegmobile import errors
 from eegmobile import nights
 from eegmobile import sleep_edf
+from eegmobile import spectrogram
 from eegmobile.config import BuildConfig
 from tfrecords import writer
 
@@ -35,7 +39,11 @@ def _write_json(path: str, value: dict) -> None:
 
 
 def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
-  """The manifest's record of a recording that failed, naming the file and the problem."""
+  """The record of a recording that failed, naming the file and the problem.
+
+  A `errors.RecordingError` (bad input) is a one-line message. Any other exception is a
+  fault in the code, so its entry also keeps the formatted traceback ("traceback").
+  """
   if isinstance(error, errors.RecordingError):
     return {
         "record": recording.record,
@@ -47,17 +55,26 @@ def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
       "record": recording.record,
       "file": os.path.basename(recording.psg_path),
       "error": f"{type(error).__name__}: {error}",
-      "kind": "UnexpectedError"
+      "kind": "UnexpectedError",
+      "traceback": "".join(traceback.format_exception(error))
   }
 
 
 class BuildNightFn(beam.DoFn):
-  """Recording -> staged shard + manifest entry (main output) or a failure (tag 'failed')."""
+  """Recording -> staged shard + manifest entry (main output) or a failure (tag 'failed').
 
-  def __init__(self, config: dict, staging_dir: str):
+  Args:
+    config: `BuildConfig.to_dict()`.
+    staging_dir: where shards, entries and failures are staged.
+    window: the STFT window, computed once on the driver, so that workers need not
+      import scipy.signal; None computes it in each worker.
+  """
+
+  def __init__(self, config: dict, staging_dir: str, window: Optional[np.ndarray] = None):
     super().__init__()
     self._config_dict = config  # plain dict: small, picklable, no reference to the caller
     self._staging_dir = staging_dir
+    self._window = window
 
   def setup(self):
     self._config = BuildConfig.from_dict(self._config_dict)
@@ -69,7 +86,7 @@ class BuildNightFn(beam.DoFn):
   def process(self, recording: sleep_edf.Recording):
     start = time.monotonic()
     try:
-      night = nights.build_night(recording, self._config)
+      night = nights.build_night(recording, self._config, window=self._window)
     except Exception as e:  # pylint: disable=broad-except
       # One bad recording must not cost the others: record it and carry on.
       failure = failure_entry(recording, e)
@@ -99,15 +116,21 @@ class BuildNightFn(beam.DoFn):
 
 
 class BuildNights(beam.PTransform):
-  """PCollection[Recording] -> (built manifest entries, failures)."""
+  """PCollection[Recording] -> (built manifest entries, failures).
+
+  The STFT window is computed here, once, on the driver and handed to every worker.
+  """
 
   def __init__(self, config: BuildConfig, staging_dir: str):
     super().__init__()
     self._config = config.to_dict()
     self._staging_dir = staging_dir
+    self._window = spectrogram.window(config.spectrogram)
 
   def expand(self, recordings):
-    return (recordings
-            # Spread nights over workers: Create alone may hand them all to one worker.
-            | "SpreadNights" >> beam.Reshuffle() | "BuildNight" >> beam.ParDo(
-                BuildNightFn(self._config, self._staging_dir)).with_outputs("failed", main="built"))
+    return (
+        recordings
+        # Spread nights over workers: Create alone may hand them all to one worker.
+        | "SpreadNights" >> beam.Reshuffle() |
+        "BuildNight" >> beam.ParDo(BuildNightFn(self._config, self._staging_dir,
+                                                self._window)).with_outputs("failed", main="built"))
