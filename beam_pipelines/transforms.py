@@ -10,15 +10,18 @@ import dataclasses
 import json
 import os
 import time
+import traceback
 from typing import Optional
 
 import apache_beam as beam
 from absl import logging
+import numpy as np
 
 from beam_pipelines import storage
 from eegmobile import errors
 from eegmobile import nights
 from eegmobile import sleep_edf
+from eegmobile import spectrogram
 from eegmobile.config import BuildConfig
 from tfrecords import writer
 
@@ -46,7 +49,11 @@ def _write_shard(path: str, examples, compression: str) -> None:
 
 
 def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
-  """The manifest's record of a recording that failed, naming the file and the problem."""
+  """The record of a recording that failed, naming the file and the problem.
+
+  A `errors.RecordingError` (bad input) is a one-line message. Any other exception is a
+  fault in the code, so its entry also keeps the formatted traceback ("traceback").
+  """
   if isinstance(error, errors.RecordingError):
     return {
         "record": recording.record,
@@ -58,17 +65,32 @@ def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
       "record": recording.record,
       "file": os.path.basename(recording.psg_path),
       "error": f"{type(error).__name__}: {error}",
-      "kind": "UnexpectedError"
+      "kind": "UnexpectedError",
+      "traceback": "".join(traceback.format_exception(error))
   }
 
 
 class BuildNightFn(beam.DoFn):
-  """Recording -> staged shard + manifest entry (main output) or a failure (tag 'failed')."""
+  """Recording -> staged shard + manifest entry (main output) or a failure (tag 'failed').
 
-  def __init__(self, config: dict, staging_dir: str, filesystem_options: Optional[dict] = None):
+  Args:
+    config: `BuildConfig.to_dict()`.
+    staging_dir: where shards, entries and failures are staged.
+    window: the STFT window, computed once on the driver, so that workers need not
+      import scipy.signal; None computes it in each worker.
+    filesystem_options: the object-store pipeline options (endpoints, credentials) that
+      FileSystems needs in each worker.
+  """
+
+  def __init__(self,
+               config: dict,
+               staging_dir: str,
+               window: Optional[np.ndarray] = None,
+               filesystem_options: Optional[dict] = None):
     super().__init__()
     self._config_dict = config  # plain dict: small, picklable, no reference to the caller
     self._staging_dir = staging_dir
+    self._window = window
     self._filesystem_options = filesystem_options or {}
 
   def setup(self):
@@ -87,7 +109,7 @@ class BuildNightFn(beam.DoFn):
       with storage.local_copy(recording.psg_path) as psg, storage.local_copy(
           recording.hypnogram_path) as hypnogram:
         local = dataclasses.replace(recording, psg_path=psg, hypnogram_path=hypnogram)
-        night = nights.build_night(local, self._config)
+        night = nights.build_night(local, self._config, window=self._window)
     except Exception as e:  # pylint: disable=broad-except
       # One bad recording must not cost the others: record it and carry on.
       failure = failure_entry(recording, e)
@@ -116,12 +138,16 @@ class BuildNightFn(beam.DoFn):
 
 
 class BuildNights(beam.PTransform):
-  """PCollection[Recording] -> (built manifest entries, failures)."""
+  """PCollection[Recording] -> (built manifest entries, failures).
+
+  The STFT window is computed here, once, on the driver and handed to every worker.
+  """
 
   def __init__(self, config: BuildConfig, staging_dir: str, options=None):
     super().__init__()
     self._config = config.to_dict()
     self._staging_dir = staging_dir
+    self._window = spectrogram.window(config.spectrogram)
     # Only the object-store settings travel to the workers (endpoints, credentials).
     self._filesystem_options = {} if options is None else {
         k: v
@@ -133,5 +159,5 @@ class BuildNights(beam.PTransform):
     return (recordings
             # Spread nights over workers: Create alone may hand them all to one worker.
             | "SpreadNights" >> beam.Reshuffle() | "BuildNight" >> beam.ParDo(
-                BuildNightFn(self._config, self._staging_dir,
+                BuildNightFn(self._config, self._staging_dir, self._window,
                              self._filesystem_options)).with_outputs("failed", main="built"))

@@ -14,8 +14,8 @@ r"""Build throughput on a full-scale Sleep-EDF-20-shaped set, against the paper'
    rate is per core; for the 2-core ratio it is credited with perfect scaling to every
    core (generous to the reference).
 
-Prints a table; figures go into BUILD_NOTES.md. Takes about 3 minutes on 2 cores the
-first time (making the PSGs), about 1.5 minutes after.
+Prints a table; figures (and how long the bench takes) go into BUILD_NOTES.md. The first
+run also makes the PSGs; later runs with the same --work_dir reuse them.
 """
 
 import argparse
@@ -103,7 +103,7 @@ def main():
   walls, cpus = [], []
   for _ in range(args.builds):
     # A first build each time: the previous output is deleted before the clock starts
-    # (replacing it inside the timed run would add ~0.4 s of deleting 2 GB).
+    # (replacing it inside the timed run would time the deletion of the last build too).
     shutil.rmtree(output_dir, ignore_errors=True)
     cpu_before = _cpu_seconds()
     result = pipeline.run(data_dir,

@@ -6,11 +6,11 @@ Two readers, both first-class and tested against each other:
   by default, and signals with `read_channel(..., use_pyedflib=True)`.
 * Our own parser: `read_header` (every header field, checked), `read_digital` (the data
   records with one `np.fromfile`, sliced to one signal) and `parse_tals` (EDF+
-  time-stamped annotation lists). It reads signals by default: on a whole Sleep-EDF
-  night it is ~3.5x faster than pyedflib's `readSignal` (35 vs 130 ms; the build reads
-  ~40 nights a core). It also reads annotations where pyedflib refuses a file, with a
-  logged warning that names the file and pyedflib's complaint, and always with
-  `use_pyedflib=False`.
+  time-stamped annotation lists). It reads signals by default (faster than pyedflib's
+  `readSignal`; BUILD_NOTES.md has the figures). It also reads annotations where
+  pyedflib refuses a file, with a logged warning that names the file and pyedflib's
+  complaint, and always with `use_pyedflib=False`. `start_datetime` gives a header's
+  start date and time.
 
 `read_header` runs first for every file, so a short, malformed or truncated file gets a
 precise `errors.EdfFormatError` whatever pyedflib would have done with it. Every failure
@@ -38,19 +38,14 @@ What was checked (pyedflib 0.1.42, the installed version; `tests/edf_reader_test
   `read_channel` maps our signal index to pyedflib's (tested with the annotation signal
   stored first).
 
-Resampling (`resample`): tensorflow-io's `tfio.audio.resample` delays its output by a
-fixed number of input samples (measured: 0.32 s from 200 Hz and 250 Hz, 0.328 s from
-256 Hz, 0.64 s from 50 Hz, all to 100 Hz) and returns floor(n * rate_out / rate_in)
-samples, so the end of the signal is lost. We measure that delay once per rate pair
-with a Gaussian probe, pad the input and cut the output so that output sample k is the
-signal at k / rate_out exactly (tested: a bump's centroid and a sine's phase come out
-where they went in). Rates that are not whole numbers use scipy's zero-phase
-`resample_poly`.
+Resampling (`resample`): scipy's zero-phase `resample_poly`, so output sample k is the
+signal at k / rate_out (tested: a bump's centroid and a sine's phase come out where they
+went in). scipy.signal is imported only when a channel needs resampling.
 """
 
 import dataclasses
+import datetime
 import fractions
-import functools
 import math
 import os
 import re
@@ -291,6 +286,45 @@ def read_header(path: str) -> EdfHeader:
                    signals=signals)
 
 
+_DATE = re.compile(r"(\d\d)\.(\d\d)\.(\d\d)")
+# EDF wants "hh.mm.ss"; "hh:mm:ss", a flaw EDFlib refuses and `read_header` reads, is accepted.
+_TIME = re.compile(r"(\d\d)[.:](\d\d)[.:](\d\d)")
+
+
+def start_datetime(header: EdfHeader) -> datetime.datetime:
+  """When the recording started, from the header's start date and start time.
+
+  The start date is "dd.mm.yy" with EDF's clipping rule (yy 85-99 is 1985-1999, 00-84 is
+  2000-2084); the start time is "hh.mm.ss" (or "hh:mm:ss", which `read_header` reads too).
+
+  Args:
+    header: the file's header (read_header).
+
+  Returns:
+    The start, a naive datetime to the second.
+
+  Raises:
+    errors.EdfFormatError: a start date or time that is not in that form or is not a
+      real date or time (the message names the file and the field).
+  """
+  fields = (("start date", "dd.mm.yy", _DATE, header.startdate), ("start time", "hh.mm.ss", _TIME,
+                                                                  header.starttime))
+  parts = []
+  for name, form, pattern, text in fields:
+    match = pattern.fullmatch(text)
+    if match is None:
+      raise errors.EdfFormatError(header.path, f"header {name} {text!r} is not {form}")
+    parts.append([int(group) for group in match.groups()])
+  (day, month, year), (hour, minute, second) = parts
+  year += 1900 if year >= 85 else 2000
+  try:
+    return datetime.datetime(year, month, day, hour, minute, second)
+  except ValueError as e:
+    raise errors.EdfFormatError(
+        header.path, f"header start {header.startdate!r} {header.starttime!r} "
+        f"is not a real date and time ({e})") from e
+
+
 # ---------------------------------------------------------------------------------------
 # Signals
 
@@ -427,6 +461,19 @@ def _check_samples(path: str, label: str, signal: np.ndarray) -> None:
         f"{signal[0]:g}); electrode disconnected?")
 
 
+def _physical_span(header: EdfHeader, index: int, use_pyedflib: bool, start_s: float,
+                   stop_s: float) -> np.ndarray:
+  """The samples of a span at the file's own rate: only the data records holding it are read."""
+  per_record = header.signals[index].samples_per_record
+  fs = per_record / header.record_duration
+  start, stop = int(round(start_s * fs)), int(round(stop_s * fs))
+  first_record = start // per_record
+  num_records = -(-stop // per_record) - first_record
+  signal = _physical(header, index, use_pyedflib, first_record, num_records)
+  offset = first_record * per_record
+  return signal[start - offset:stop - offset]
+
+
 def read_channel(path: str,
                  channel: str = "EEG Fpz-Cz",
                  *,
@@ -469,15 +516,8 @@ def read_channel(path: str,
                      f"recording's {header.duration_s:g} s")
   fs = spec.samples_per_record / header.record_duration
   if fs == target_fs:
-    # Whole data records around the span, then the span's samples.
-    start, stop = int(round(start_s * fs)), int(round(stop_s * fs))
-    per_record = spec.samples_per_record
-    first_record = start // per_record
-    num_records = -(-stop // per_record) - first_record
-    signal = _physical(header, index, use_pyedflib, first_record, num_records)
-    offset = first_record * per_record
-    signal = signal[start - offset:stop - offset]
-  else:
+    signal = _physical_span(header, index, use_pyedflib, start_s, stop_s)
+  else:  # read whole: the resampling filter sees the span's context
     signal = _physical(header, index, use_pyedflib, 0, header.num_records)
   if scale != 1.0:
     signal *= scale  # a new float64 array (or a slice of one): scaled in place
@@ -499,55 +539,13 @@ def read_channel(path: str,
 # Resampling
 
 
-def _tfio_resample(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tensorflow_io as tfio  # pylint: disable=g-import-not-at-top
-  out = tfio.audio.resample(tf.constant(np.asarray(signal, np.float32)[:, None]),
-                            rate_in=rate_in,
-                            rate_out=rate_out)
-  return out.numpy()[:, 0]
-
-
-@functools.lru_cache(maxsize=None)
-def tfio_delay(rate_in: int, rate_out: int) -> int:
-  """The delay of `tfio.audio.resample`, in input samples, measured once per rate pair.
-
-  A Gaussian bump (narrow-band, far below both Nyquist frequencies) goes in well away
-  from both ends of a probe signal; the shift of its centroid is the resampler's delay.
-  """
-  sigma = max(0.1, 5.0 / min(rate_in, rate_out))
-  centre = 10.0 + 10 * sigma
-  t = np.arange(int((2 * centre + 20) * rate_in)) / rate_in
-  out = _tfio_resample(np.exp(-0.5 * ((t - centre) / sigma)**2), rate_in, rate_out)
-  centroid = np.sum(np.arange(len(out)) / rate_out * out) / np.sum(out)
-  return max(0, int(round((centroid - centre) * rate_in)))  # causal: never an advance
-
-
-def _tfio_resample_aligned(signal: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
-  """tfio resampling with its delay removed: output sample k is the signal at k / rate_out."""
-  delay = tfio_delay(rate_in, rate_out)
-  period = rate_in // math.gcd(rate_in, rate_out)  # input samples per common grid point
-  lead = -delay % period  # so that the delay plus the lead is a whole number of outputs
-  skip = (delay + lead) * rate_out // rate_in
-  # Reflecting (not zero) padding: no step at either end for the filter to ring on.
-  mode = "reflect" if len(signal) > 1 else "edge"
-  padded = np.pad(np.asarray(signal, np.float64), (lead, delay + period), mode=mode)
-  return _tfio_resample(padded, rate_in, rate_out)[skip:]
-
-
-def _poly_resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
-  import scipy.signal  # pylint: disable=g-import-not-at-top
-  ratio = (fractions.Fraction(rate_out).limit_denominator(10**6) /
-           fractions.Fraction(rate_in).limit_denominator(10**6)).limit_denominator(1000)
-  return scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator)
-
-
 def resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
-  """Resamples a signal; output sample k is the signal at time k / rate_out.
+  """Resamples a signal with scipy's zero-phase polyphase filter (`resample_poly`).
 
-  Whole-number rates use tensorflow-io (`tfio.audio.resample`, its delay removed; see the
-  module docstring); others scipy's zero-phase polyphase filter with the rate ratio
-  approximated by a fraction with a denominator of at most 1000.
+  Output sample k is the signal at time k / rate_out. The rate ratio is approximated by a
+  fraction with a denominator of at most 1000 (exact for whole-number rates such as 128,
+  200, 250 or 256 Hz to 100 Hz). scipy.signal is imported here, so that reading a channel
+  already at its target rate never imports it.
 
   Args:
     signal: 1-D samples at rate_in.
@@ -557,11 +555,11 @@ def resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
   Returns:
     float32 samples at rate_out, floor(len(signal) * rate_out / rate_in) of them.
   """
+  import scipy.signal  # pylint: disable=g-import-not-at-top
+  ratio = (fractions.Fraction(rate_out).limit_denominator(10**6) /
+           fractions.Fraction(rate_in).limit_denominator(10**6)).limit_denominator(1000)
   num_out = int(math.floor(len(signal) * rate_out / rate_in + 1e-9))
-  if float(rate_in).is_integer() and float(rate_out).is_integer():
-    out = _tfio_resample_aligned(signal, int(rate_in), int(rate_out))
-  else:
-    out = _poly_resample(signal, rate_in, rate_out)
+  out = scipy.signal.resample_poly(signal, ratio.numerator, ratio.denominator)
   return np.asarray(out[:num_out], np.float32)
 
 

@@ -9,10 +9,12 @@ import collections
 import dataclasses
 import hashlib
 import os
+from typing import Optional
 
 import numpy as np
 
 from eegmobile import edf_reader
+from eegmobile import errors
 from eegmobile import hypnogram
 from eegmobile import sleep_edf
 from eegmobile import spectrogram
@@ -66,28 +68,38 @@ def class_counts(labels: np.ndarray) -> dict[str, int]:
   return dict(zip(stages.STAGES, counts.tolist()))
 
 
-def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
-  """Builds one night's examples.
-
-  Args:
-    recording: the PSG/hypnogram pair.
-    config: build parameters.
-
-  Returns:
-    The night's examples (in epoch order) and its manifest entry.
+def check_starts(psg: edf_reader.EdfHeader, hypnogram: edf_reader.EdfHeader) -> None:
+  """Checks that a hypnogram starts when its PSG does (epoch onsets count from there).
 
   Raises:
-    errors.RecordingError: the recording cannot be used (the message names the file).
+    errors.HypnogramError: the start dates/times differ (the message names both files
+      and both starts), or errors.EdfFormatError: a malformed start date or time.
   """
+  psg_start = edf_reader.start_datetime(psg)
+  hypnogram_start = edf_reader.start_datetime(hypnogram)
+  if psg_start != hypnogram_start:
+    raise errors.HypnogramError(
+        hypnogram.path, f"starts at {hypnogram_start:%Y-%m-%d %H:%M:%S}, but its PSG "
+        f"{os.path.basename(psg.path)} starts at {psg_start:%Y-%m-%d %H:%M:%S} "
+        f"({psg.path}); a hypnogram's epochs must start with its PSG")
+
+
+def _label(recording: sleep_edf.Recording,
+           config: BuildConfig) -> tuple[hypnogram.EpochLabels, edf_reader.EdfHeader]:
+  """The hypnogram's labelled epochs, fitted to the PSG's duration, and the PSG's header."""
   annotations = edf_reader.read_annotations(recording.hypnogram_path)
+  psg = edf_reader.read_header(recording.psg_path)
   labelled = hypnogram.label_epochs(annotations,
-                                    psg_duration_s=edf_reader.read_header(
-                                        recording.psg_path).duration_s,
+                                    psg_duration_s=psg.duration_s,
                                     epoch_seconds=config.epochs.epoch_seconds,
                                     wake_edge_minutes=config.epochs.wake_edge_minutes,
                                     source=recording.hypnogram_path)
-  # Read only the span from the first to the last kept epoch (~40% of a Sleep-EDF night).
-  indices = labelled.epoch_indices
+  return labelled, psg
+
+
+def _read_kept_span(recording: sleep_edf.Recording, indices: np.ndarray,
+                    config: BuildConfig) -> tuple[edf_reader.Channel, np.ndarray]:
+  """The channel from the first to the last kept epoch, and the kept epochs cut from it."""
   first = int(indices[0]) if len(indices) else 0
   last = int(indices[-1]) + 1 if len(indices) else 0
   channel = edf_reader.read_channel(recording.psg_path,
@@ -95,23 +107,17 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
                                     target_fs=config.epochs.target_fs,
                                     start_s=first * config.epochs.epoch_seconds,
                                     stop_s=last * config.epochs.epoch_seconds)
-  epochs = cut_epochs(channel.signal, indices - first, config.epochs.samples_per_epoch)
-  images = spectrogram.spectrogram_images(epochs, config.spectrogram)
-  examples = [
-      schema.encode_example_parts(image=image,
-                                  label=int(label),
-                                  subject=recording.subject_id,
-                                  night=recording.night,
-                                  epoch_index=int(index),
-                                  onset_seconds=float(index * config.epochs.epoch_seconds),
-                                  record=recording.record)
-      for image, label, index in zip(images, labelled.labels, indices)
-  ]
-  summary = {
+  return channel, cut_epochs(channel.signal, indices - first, config.epochs.samples_per_epoch)
+
+
+def _summary(recording: sleep_edf.Recording, labelled: hypnogram.EpochLabels,
+             channel: edf_reader.Channel) -> dict:
+  """The night's manifest entry."""
+  return {
       "record": recording.record,
       "subject": recording.subject_id,
       "night": recording.night,
-      "num_examples": len(examples),
+      "num_examples": len(labelled.labels),
       "class_counts": class_counts(labelled.labels),
       "dropped": dict(sorted(collections.Counter(labelled.dropped).items())),
       "cropped_hypnogram_seconds": float(labelled.cropped_seconds),
@@ -131,4 +137,43 @@ def build_night(recording: sleep_edf.Recording, config: BuildConfig) -> Night:
           "sha256": sha256_of(recording.hypnogram_path)
       },
   }
-  return Night(examples=examples, summary=summary)
+
+
+def build_night(recording: sleep_edf.Recording,
+                config: BuildConfig,
+                *,
+                window: Optional[np.ndarray] = None) -> Night:
+  """Builds one night's examples.
+
+  Each file is checked on its own (the hypnogram's labels, the PSG's channel) before the
+  pair is (`check_starts`), so that a broken file is reported as itself.
+
+  Args:
+    recording: the PSG/hypnogram pair.
+    config: build parameters.
+    window: the STFT window, `spectrogram.window(config.spectrogram)`; a Beam driver
+      computes it once for all workers. Computed here (with scipy) if None.
+
+  Returns:
+    The night's examples (in epoch order) and its manifest entry.
+
+  Raises:
+    errors.RecordingError: the recording cannot be used (the message names the file),
+      among them a hypnogram that does not start with its PSG (errors.HypnogramError).
+  """
+  labelled, psg = _label(recording, config)
+  # Only the span from the first to the last kept epoch is read (wake is trimmed).
+  channel, epochs = _read_kept_span(recording, labelled.epoch_indices, config)
+  check_starts(psg, edf_reader.read_header(recording.hypnogram_path))
+  images = spectrogram.spectrogram_images(epochs, config.spectrogram, window=window)
+  examples = [
+      schema.encode_example_parts(image=image,
+                                  label=int(label),
+                                  subject=recording.subject_id,
+                                  night=recording.night,
+                                  epoch_index=int(index),
+                                  onset_seconds=float(index * config.epochs.epoch_seconds),
+                                  record=recording.record)
+      for image, label, index in zip(images, labelled.labels, labelled.epoch_indices)
+  ]
+  return Night(examples=examples, summary=_summary(recording, labelled, channel))

@@ -34,50 +34,30 @@ from eegmobile.config import SpectrogramConfig
 
 # Windows whose scipy spec takes one parameter, e.g. ("tukey", 0.25).
 _PARAMETRIC_WINDOWS = frozenset({"tukey", "kaiser", "gaussian", "exponential"})
-# Epochs per chunk: small enough that the STFT product stays in cache (measured on the
-# 2-core dev machine: 4 epochs 0.21 ms/epoch, 64 epochs 0.83 ms/epoch).
+# Epochs per chunk: small enough that the STFT product stays in cache (BUILD_NOTES.md).
 _CHUNK = 4
 
 
-def _tukey(m: int, alpha: float) -> np.ndarray:
-  """scipy.signal.windows.tukey(m, alpha, sym=True)."""
-  if alpha <= 0:
-    return np.ones(m)
-  if alpha >= 1:
-    return _cosine_sum(m, (0.5, 0.5))
-  n = np.arange(m, dtype=np.float64)
-  width = int(np.floor(alpha * (m - 1) / 2.0))
-  w = np.ones(m)
-  head, tail = n[:width + 1], n[m - width - 1:]
-  w[:width + 1] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * head / alpha / (m - 1))))
-  w[m - width - 1:] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * tail / alpha / (m - 1))))
-  return w
-
-
-def _cosine_sum(m: int, a: tuple[float, float]) -> np.ndarray:
-  """scipy.signal.windows.general_cosine(m, a, sym=True) for two terms."""
-  return a[0] + a[1] * np.cos(np.linspace(-np.pi, np.pi, m))
-
-
-# Windows computed here as scipy computes them (`spectrogram_test` checks them against
-# scipy): importing scipy.signal costs ~0.7 s of CPU in every Beam worker.
-_NUMPY_WINDOWS = {
-    "tukey": _tukey,
-    "hann": lambda m, _: _cosine_sum(m, (0.5, 0.5)),
-    "hamming": lambda m, _: _cosine_sum(m, (0.54, 0.46)),
-    "boxcar": lambda m, _: np.ones(m),
-}
-
-
 def window(config: SpectrogramConfig) -> np.ndarray:
-  """The STFT window as scipy.signal.spectrogram builds it (periodic, length nperseg)."""
-  if config.nperseg > 1 and config.window in _NUMPY_WINDOWS:
-    # Periodic ("DFT-even") window: the symmetric one of length m + 1 without its last sample.
-    return _NUMPY_WINDOWS[config.window](config.nperseg + 1, config.window_param)[:-1]
+  """The STFT window as scipy.signal.spectrogram builds it (periodic, length nperseg).
+
+  A Beam build computes it once on the driver and hands the array to its workers
+  (`spectrogram_images(..., window=...)`), which then need not import scipy.signal.
+  """
   import scipy.signal  # pylint: disable=g-import-not-at-top
   spec = (config.window,
-          config.window_param) if config.window in _PARAMETRIC_WINDOWS else (config.window)
+          config.window_param) if config.window in _PARAMETRIC_WINDOWS else config.window
   return scipy.signal.get_window(spec, config.nperseg)
+
+
+def _checked_window(config: SpectrogramConfig, win: Optional[np.ndarray]) -> np.ndarray:
+  """The given window as float64 (checked against nperseg), or `window(config)` if None."""
+  if win is None:
+    return window(config)
+  win = np.asarray(win, np.float64)
+  if win.shape != (config.nperseg,):
+    raise ValueError(f"window must have shape ({config.nperseg},) (nperseg), got {win.shape}")
+  return win
 
 
 def num_frequencies(config: SpectrogramConfig) -> int:
@@ -158,8 +138,13 @@ def folded_dft(win: np.ndarray, nfft: int, fs: float) -> tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=8)
-def _stft_matrices(config: SpectrogramConfig) -> tuple[np.ndarray, ...]:
-  return folded_dft(window(config), config.nfft, config.fs)
+def _cached_folded_dft(win_bytes: bytes, nfft: int, fs: float) -> tuple[np.ndarray, ...]:
+  return folded_dft(np.frombuffer(win_bytes, np.float64), nfft, fs)
+
+
+def _stft_matrices(config: SpectrogramConfig, win: np.ndarray) -> tuple[np.ndarray, ...]:
+  """`folded_dft` of a float64 window, computed once per window and STFT length."""
+  return _cached_folded_dft(win.tobytes(), config.nfft, config.fs)
 
 
 def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
@@ -174,9 +159,9 @@ def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
   return np.ascontiguousarray((segments - segments.mean(axis=1, keepdims=True)).T)
 
 
-def _power_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+def _power_t(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray) -> np.ndarray:
   """(n_freq, n * n_segments) float32 power density, frequency-major."""
-  fold_cos, cos, fold_sin, sin = _stft_matrices(config)
+  fold_cos, cos, fold_sin, sin = _stft_matrices(config, win)
   segments = _segments_t(epochs, config)
   power = cos @ (fold_cos @ segments)
   np.multiply(power, power, out=power)
@@ -187,19 +172,27 @@ def _power_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
   return power
 
 
-def power_spectrogram(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+def power_spectrogram(epochs: np.ndarray,
+                      config: SpectrogramConfig,
+                      *,
+                      window: Optional[np.ndarray] = None) -> np.ndarray:
   """STFT power density, as scipy.signal.spectrogram(...)[2] computes it, in float32.
 
   Args:
     epochs: (n, samples) signal, one row per epoch.
     config: STFT parameters.
+    window: the STFT window (`window(config)`); computed with scipy if None.
 
   Returns:
     (n, n_freq, n_segments) float32 power spectral density.
+
+  Raises:
+    ValueError: a window whose length is not config.nperseg.
   """
+  win = _checked_window(config, window)
   epochs = np.atleast_2d(epochs)
   n_seg = num_segments(config, epochs.shape[1])
-  power = _power_t(epochs, config).reshape(-1, len(epochs), n_seg)
+  power = _power_t(epochs, config, win).reshape(-1, len(epochs), n_seg)
   return np.ascontiguousarray(power.transpose(1, 0, 2))
 
 
@@ -233,11 +226,6 @@ def resize_matrix(in_size: int, out_size: int):
                                  dtype=np.float32)
 
 
-def quantise(normalised: np.ndarray) -> np.ndarray:
-  """Values in [0, 1] -> uint8 colour-map indices, as matplotlib's 256-colour maps do."""
-  return np.minimum(np.floor(np.asarray(normalised) * 256.0), 255).clip(0).astype(np.uint8)
-
-
 @functools.lru_cache(maxsize=16)
 def _frequency_matrix(n_freq: int, height: int):
   """Frequency resize with the rows reversed: row 0 of the image is the highest frequency."""
@@ -251,10 +239,11 @@ def _time_matrix(n_seg: int, width: int, n: int):
   return scipy.sparse.block_diag([resize_matrix(n_seg, width)] * n, format="csr")
 
 
-def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, out: np.ndarray) -> None:
+def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray,
+                  out: np.ndarray) -> None:
   """Fills out (n, height, width) uint8 with the images of a few epochs."""
   n, n_seg = len(epochs), num_segments(config, epochs.shape[1])
-  power = _power_t(epochs, config)  # (n_freq, n * n_seg)
+  power = _power_t(epochs, config, win)  # (n_freq, n * n_seg)
   # Each image's colour scale: its lowest and highest dB. log10 is monotonic, so they are
   # those of its lowest and highest power (reduce over frequency first: contiguous rows).
   floor = np.float32(config.power_floor)
@@ -281,25 +270,32 @@ def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, out: np.ndarray
   out[...] = image.transpose(0, 2, 1)
 
 
-def spectrogram_images(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+def spectrogram_images(epochs: np.ndarray,
+                       config: SpectrogramConfig,
+                       *,
+                       window: Optional[np.ndarray] = None) -> np.ndarray:
   """The fast path: epochs -> uint8 colour-map-index images.
 
   Args:
     epochs: (n, samples) signal in microvolts, one row per epoch, at config.fs.
     config: STFT and image parameters.
+    window: the STFT window (`window(config)`, e.g. computed once by a Beam driver);
+      computed with scipy if None.
 
   Returns:
     (n, image_height, image_width) uint8; row 0 is the highest frequency.
 
   Raises:
-    ValueError: epochs is not 2-D or is too short for one STFT segment.
+    ValueError: epochs is not 2-D or is too short for one STFT segment, or a window
+      whose length is not config.nperseg.
   """
+  win = _checked_window(config, window)
   epochs = np.asarray(epochs)
   if epochs.ndim != 2 or epochs.shape[1] < config.nperseg:
     raise ValueError(f"epochs must be (n, samples>={config.nperseg}), got {epochs.shape}")
   out = np.empty((len(epochs), config.image_height, config.image_width), np.uint8)
   for start in range(0, len(epochs), _CHUNK):
-    _images_chunk(epochs[start:start + _CHUNK], config, out[start:start + _CHUNK])
+    _images_chunk(epochs[start:start + _CHUNK], config, win, out[start:start + _CHUNK])
   return out
 
 

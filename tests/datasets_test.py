@@ -1,6 +1,6 @@
 """Tests for tfrecords.datasets on tiny builds written at test time.
 
-Expected values come from reading the shards without tf.data (tfrecords.writer's reader and
+Expected values come from reading the shards without tf.data (tests.tfrecord_io's reader and
 the schema's decoder) or from the parameters `tests.fakes` wrote them with.
 """
 
@@ -14,11 +14,11 @@ import pytest
 import tensorflow as tf
 
 from tests import fakes
+from tests import tfrecord_io
 from tfrecords import colormaps
 from tfrecords import datasets
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema
-from tfrecords import writer
 
 SUBJECTS = ("SC00", "SC01", "SC02")
 SIZE = 16
@@ -42,7 +42,7 @@ def _file_examples(build_dir: str, subjects) -> dict:
   manifest = manifest_lib.load_manifest(build_dir)
   records = [
       record for path in manifest_lib.shard_paths(build_dir, manifest, subjects)
-      for record in writer.read_tfrecord(path, manifest["compression"])
+      for record in tfrecord_io.read_tfrecord(path, manifest["compression"])
   ]
   height, width = manifest["image"]["height"], manifest["image"]["width"]
   decoded = schema.decode_batch(tf.constant(records), height, width, with_metadata=True)

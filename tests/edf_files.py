@@ -1,7 +1,15 @@
-"""Tiny EDF files written at test time with pyedflib (an implementation independent of ours)."""
+"""Tiny EDF files written at test time with pyedflib (an implementation independent of ours).
+
+Both kinds of file start at START (pyedflib would stamp the current time), so a PSG and a
+hypnogram written by these functions belong together.
+"""
+
+import datetime
 
 import numpy as np
 import pyedflib
+
+START = datetime.datetime(1985, 1, 1)  # edf_writer's default start, too
 
 
 def write_psg(path,
@@ -32,6 +40,7 @@ def write_psg(path,
       "prefilter": ""
   } for label in channels]
   with pyedflib.EdfWriter(str(path), len(channels), file_type=pyedflib.FILETYPE_EDF) as w:
+    w.setStartdatetime(START)
     w.setSignalHeaders(headers)
     w.writeSamples(data)
   return data[0]
@@ -40,5 +49,6 @@ def write_psg(path,
 def write_hypnogram(path, annotations):
   """An EDF+ annotation-only file like Sleep-EDF's (onset, duration, description)."""
   with pyedflib.EdfWriter(str(path), 0, file_type=pyedflib.FILETYPE_EDFPLUS) as w:
+    w.setStartdatetime(START)
     for onset, duration, text in annotations:
       w.writeAnnotation(onset, duration, text)

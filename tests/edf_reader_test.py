@@ -5,9 +5,12 @@ implementation independent of ours; a few files pyedflib cannot write (annotatio
 first, sub-second start) are put together byte by byte.
 """
 
+import datetime
 import glob
 import logging
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pyedflib
@@ -160,7 +163,7 @@ def test_a_span_is_the_slice_of_the_whole_channel(tmp_path, records, use_pyedfli
   np.testing.assert_array_equal(part.signal, whole.signal[int(start_s * 100):int(stop_s * 100)])
 
 
-def test_a_span_of_a_resampled_channel_is_cut_after_resampling(tmp_path, tfio_calls):
+def test_a_span_of_a_resampled_channel_is_cut_after_resampling(tmp_path):
   path = tmp_path / "fast.edf"
   edf_files.write_psg(path, seconds=20, fs=200, signal=np.random.default_rng(4).normal(0, 30, 4000))
   whole = edf_reader.read_channel(str(path))
@@ -418,75 +421,101 @@ def test_onsets_are_relative_to_a_sub_second_start_like_edflib(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
-# Resampling with tensorflow-io
+# Start date and time
 
 
-@pytest.fixture()
-def tfio_calls(monkeypatch):
-  """Counts calls of the real tfio.audio.resample (it still does the work)."""
-  import tensorflow_io as tfio
-  calls, real = [], tfio.audio.resample
+@pytest.mark.parametrize("date, time, expected", [
+    ("24.04.89", "16.13.00", datetime.datetime(1989, 4, 24, 16, 13)),
+    ("01.01.85", "00.00.00", datetime.datetime(1985, 1, 1)),
+    ("31.12.99", "23.59.59", datetime.datetime(1999, 12, 31, 23, 59, 59)),
+    ("29.02.00", "12.00.00", datetime.datetime(2000, 2, 29, 12)),
+    ("15.06.84", "08.30.05", datetime.datetime(2084, 6, 15, 8, 30, 5)),
+    ("24.04.89", "16:13:00", datetime.datetime(1989, 4, 24, 16, 13)),
+])
+def test_start_datetime_follows_edfs_clipping_rule(tmp_path, date, time, expected):
+  path = tmp_path / "SC4001EC-Hypnogram.edf"
+  edf_writer.write_hypnogram(str(path), [edf_reader.Annotation(0, 30, "Sleep stage W")])
+  _put(path, 168, 8, date)
+  _put(path, 176, 8, time)
+  assert edf_reader.start_datetime(edf_reader.read_header(str(path))) == expected
 
-  def spy(*args, **kwargs):
-    calls.append(kwargs)
-    return real(*args, **kwargs)
 
-  monkeypatch.setattr(tfio.audio, "resample", spy)
-  return calls
+@pytest.mark.parametrize("date, time, message", [
+    ("1989-04-", "16.13.00", "start date '1989-04-' is not dd.mm.yy"),
+    ("24.4.89", "16.13.00", "start date '24.4.89' is not dd.mm.yy"),
+    ("24.04.89", "4.13.00 ", "start time '4.13.00' is not hh.mm.ss"),
+    ("32.01.89", "16.13.00", "start '32.01.89' '16.13.00' is not a real date and time"),
+    ("29.02.89", "16.13.00", "start '29.02.89' '16.13.00' is not a real date and time"),
+    ("24.04.89", "16.61.00", "start '24.04.89' '16.61.00' is not a real date and time"),
+])
+def test_malformed_start_is_a_format_error_naming_the_file(tmp_path, date, time, message):
+  path = tmp_path / "SC4001EC-Hypnogram.edf"
+  edf_writer.write_hypnogram(str(path), [edf_reader.Annotation(0, 30, "Sleep stage W")])
+  _put(path, 168, 8, date)
+  _put(path, 176, 8, time)
+  with pytest.raises(errors.EdfFormatError) as raised:
+    edf_reader.start_datetime(edf_reader.read_header(str(path)))
+  assert str(raised.value).startswith(str(path) + ": ") and message in str(raised.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Resampling
 
 
 @pytest.mark.parametrize("rate", [200, 256])
-def test_other_rates_are_resampled_with_tensorflow_io(tmp_path, tfio_calls, rate):
+def test_other_rates_are_resampled_in_place(tmp_path, rate):
   path = tmp_path / "fast.edf"
   t = np.arange(20 * rate) / rate
   edf_files.write_psg(path, seconds=20, fs=rate, signal=50 * np.sin(2 * np.pi * 10 * t + 0.3))
   channel = edf_reader.read_channel(str(path))
-  assert {"rate_in": rate, "rate_out": 100} in tfio_calls
   assert channel.original_fs == rate and channel.fs == 100.0 and len(channel.signal) == 2000
   middle = channel.signal[100:1900]
   spectrum = np.abs(np.fft.rfft(middle))
   assert np.fft.rfftfreq(len(middle), 1 / 100)[np.argmax(spectrum)] == pytest.approx(10, abs=0.1)
   assert np.sqrt(2) * middle.std() == pytest.approx(50, rel=0.01)
-  # In time too: sample k is the sine at k / 100 s (tfio's own delay is removed).
+  # In time too: sample k is the sine at k / 100 s (no filter delay).
   ideal = 50 * np.sin(2 * np.pi * 10 * np.arange(2000) / 100 + 0.3)
   np.testing.assert_allclose(middle, ideal[100:1900], atol=50 * 0.01)
 
 
-@pytest.mark.parametrize("rate_in", [50, 128, 200, 250, 256, 512])
-def test_resampling_keeps_events_in_place(tfio_calls, rate_in):
+@pytest.mark.parametrize("rate_in", [50, 128, 200, 250, 256, 500, 512])
+def test_resampling_keeps_events_in_place(rate_in):
   t = np.arange(30 * rate_in) / rate_in
   bump = np.exp(-0.5 * ((t - 12.34) / 0.1)**2)
   out = edf_reader.resample(bump, rate_in, 100)
-  assert len(out) == 3000 and out.dtype == np.float32 and tfio_calls
+  assert len(out) == 3000 and out.dtype == np.float32
   centroid = np.sum(np.arange(len(out)) / 100 * out) / np.sum(out)
   assert centroid == pytest.approx(12.34, abs=1e-3)
   assert out.max() == pytest.approx(1.0, abs=0.01)
 
 
-def test_output_length_is_floor_of_the_rate_ratio(tfio_calls):
-  for n in (257, 1000, 5121):
-    assert len(edf_reader.resample(np.random.default_rng(n).normal(size=n), 256,
-                                   100)) == (n * 100 // 256)
+def test_output_length_is_floor_of_the_rate_ratio():
+  for rate_in, rate_out in ((256, 100), (200, 100), (50, 100), (99.5, 100)):
+    for n in (257, 1000, 5121):
+      out = edf_reader.resample(np.random.default_rng(n).normal(size=n), rate_in, rate_out)
+      assert len(out) == int(n * rate_out // rate_in), (rate_in, n)
 
 
-def test_non_integer_rates_use_scipy(tmp_path, tfio_calls):
+def test_non_integer_rates_are_resampled_in_place(tmp_path):
   path = tmp_path / "odd.edf"
   spec = edf_reader.SignalHeader("EEG Fpz-Cz", "", "uV", -100, 100, -32768, 32767, "", 199)
   t = np.arange(199 * 30) / 99.5  # 30 records of 2 s at 99.5 Hz
   edf_writer.write_edf(str(path), [edf_writer.Signal(spec, 50 * np.sin(2 * np.pi * 5 * t))],
                        record_duration=2)
   channel = edf_reader.read_channel(str(path))
-  assert not tfio_calls
   assert channel.original_fs == 99.5 and len(channel.signal) == 6000
   ideal = 50 * np.sin(2 * np.pi * 5 * np.arange(6000) / 100)
   np.testing.assert_allclose(channel.signal[100:-100], ideal[100:-100], atol=0.5)
 
 
-def test_tensorflow_io_resample_op_really_runs():
-  import tensorflow as tf
-  import tensorflow_io as tfio
-  out = tfio.audio.resample(tf.ones([400, 1]), rate_in=200, rate_out=100)
-  assert out.shape == (200, 1)
+@pytest.mark.parametrize("rate, imported", [(100, "False"), (200, "True")])
+def test_scipy_signal_is_imported_only_to_resample(tmp_path, rate, imported):
+  path = tmp_path / "psg.edf"
+  edf_files.write_psg(path, seconds=30, fs=rate)
+  code = ("import sys; from eegmobile import edf_reader; "
+          f"edf_reader.read_channel({str(path)!r}); print('scipy.signal' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == imported
 
 
 # ---------------------------------------------------------------------------------------
@@ -521,3 +550,11 @@ def test_real_hypnograms_pyedflib_and_our_parser_agree():
     assert edf_reader.read_annotations(path) == ours, path
     assert len(ours) > 50 and ours[-1].description == "Sleep stage ?", path
     assert ours[-1].onset + ours[-1].duration == 86400, path
+
+
+def test_real_psg_and_its_hypnogram_start_together():
+  hypnogram = os.path.join(SHARED, "sleep-cassette", "SC4001EC-Hypnogram.edf")
+  if not (os.path.exists(EXCERPT) and os.path.exists(hypnogram)):
+    pytest.skip("../shared/sleep-edf not present")
+  starts = [edf_reader.start_datetime(edf_reader.read_header(p)) for p in (EXCERPT, hypnogram)]
+  assert starts == [datetime.datetime(1989, 4, 24, 16, 13)] * 2

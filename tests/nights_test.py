@@ -2,6 +2,8 @@
 
 import dataclasses
 import hashlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from eegmobile import errors
 from eegmobile import nights
 from eegmobile import sleep_edf
 from eegmobile import spectrogram
+from eegmobile.demo import edf_writer
 from tfrecords import schema
 from tests import edf_files
 
@@ -26,21 +29,30 @@ _SMALL = dataclasses.replace(config_lib.BuildConfig(),
                                                                       image_width=24))
 
 
-def _night(tmp_path, seconds=7200, config=_SMALL):
+def _recording(tmp_path, seconds=7200, hypnogram_start=None):
+  """A PSG written by pyedflib and a hypnogram starting with it (or at hypnogram_start)."""
   psg = tmp_path / "SC4011E0-PSG.edf"
   hypnogram = tmp_path / "SC4011EH-Hypnogram.edf"
   edf_files.write_psg(psg,
                       seconds=seconds,
                       signal=np.random.default_rng(1).normal(0, 30, seconds * 100))
-  edf_files.write_hypnogram(hypnogram, _ANNOTATIONS)
+  header = edf_reader.read_header(str(psg))
+  startdate, starttime = hypnogram_start or (header.startdate, header.starttime)
+  edf_writer.write_hypnogram(str(hypnogram), [edf_reader.Annotation(*a) for a in _ANNOTATIONS],
+                             startdate=startdate,
+                             starttime=starttime)
   name = sleep_edf.parse_name(str(psg))
-  recording = sleep_edf.Recording(record="SC4011E0",
-                                  subject_id="SC01",
-                                  subject=1,
-                                  night=1,
-                                  study=name.study,
-                                  psg_path=str(psg),
-                                  hypnogram_path=str(hypnogram))
+  return sleep_edf.Recording(record="SC4011E0",
+                             subject_id="SC01",
+                             subject=1,
+                             night=1,
+                             study=name.study,
+                             psg_path=str(psg),
+                             hypnogram_path=str(hypnogram))
+
+
+def _night(tmp_path, seconds=7200, config=_SMALL):
+  recording = _recording(tmp_path, seconds)
   return recording, nights.build_night(recording, config)
 
 
@@ -101,3 +113,34 @@ def test_cut_epochs_refuses_an_epoch_past_the_signal():
 def test_a_hypnogram_past_the_psg_is_named(tmp_path):
   with pytest.raises(errors.HypnogramError, match="SC4011EH-Hypnogram.edf"):
     _night(tmp_path, seconds=600)  # the hypnogram runs 7200 s
+
+
+def test_a_hypnogram_that_does_not_start_with_its_psg_is_named_with_both_starts(tmp_path):
+  recording = _recording(tmp_path, hypnogram_start=("24.04.89", "16.14.00"))
+  psg_start = edf_reader.start_datetime(edf_reader.read_header(recording.psg_path))
+  with pytest.raises(errors.HypnogramError) as raised:
+    nights.build_night(recording, _SMALL)
+  assert str(raised.value) == (
+      f"{recording.hypnogram_path}: starts at 1989-04-24 16:14:00, but its PSG "
+      f"SC4011E0-PSG.edf starts at {psg_start:%Y-%m-%d %H:%M:%S} ({recording.psg_path}); "
+      "a hypnogram's epochs must start with its PSG")
+
+
+def test_a_passed_window_gives_the_same_night(tmp_path):
+  recording = _recording(tmp_path)
+  passed = nights.build_night(recording, _SMALL, window=spectrogram.window(_SMALL.spectrogram))
+  computed = nights.build_night(recording, _SMALL)
+  assert passed.summary == computed.summary
+  assert [b"".join(e) for e in passed.examples] == [b"".join(e) for e in computed.examples]
+
+
+def test_a_worker_handed_the_window_never_imports_scipy_signal(tmp_path):
+  """scipy.signal is slow to import; a Beam worker gets the window from the driver."""
+  recording = _recording(tmp_path)
+  code = ("import sys; from eegmobile import nights; from eegmobile.sleep_edf import Recording; "
+          "from eegmobile.config import BuildConfig, EpochConfig, SpectrogramConfig; "
+          f"night = nights.build_night({recording!r}, {_SMALL!r}, "
+          f"window={spectrogram.window(_SMALL.spectrogram).tolist()!r}); "
+          "print(len(night.examples), 'scipy.signal' in sys.modules)")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+  assert out.stdout.strip() == "219 False"

@@ -336,3 +336,26 @@ def test_a_dask_address_nobody_answers_on_is_a_clear_error(demo_dir, tmp_path):
                      "--dask_connection_timeout", "2"
                  ])
   assert not os.path.exists(tmp_path / "out")
+
+
+def test_an_unexpected_error_keeps_its_traceback_in_the_log_not_the_manifest(
+    demo_dir, tmp_path, monkeypatch):
+  from eegmobile import nights
+  real = nights.build_night
+
+  def bug_in_one_night(recording, config, **kwargs):
+    if recording.record == "SC4001E0":
+      raise ZeroDivisionError("deliberate bug")
+    return real(recording, config, **kwargs)
+
+  monkeypatch.setattr(nights, "build_night", bug_in_one_night)
+  output = str(tmp_path / "out")
+  result = pipeline.run(demo_dir, output, CONFIG, beam_args=IN_PROCESS)
+  assert not result.ok and result.unexpected_errors == 1
+  [failure] = result.manifest["failures"]
+  assert failure["kind"] == "UnexpectedError" and "traceback" not in failure
+  assert "ZeroDivisionError: deliberate bug" in failure["error"]
+  log = open(result.log_path).read()
+  assert "unexpected error building SC4001E0" in log and "Traceback" in log
+  assert "bug_in_one_night" in log  # where it happened, not only what
+  assert result.manifest["totals"]["num_examples"] > 0  # the other nights still built

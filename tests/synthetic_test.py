@@ -1,5 +1,6 @@
 """Tests for eegmobile.demo.synthetic: stage rhythms, separability, hypnograms, files, the CLI."""
 
+import datetime
 import glob
 import os
 import subprocess
@@ -16,6 +17,7 @@ from eegmobile import config
 from eegmobile import edf_reader
 from eegmobile.demo import edf_writer
 from eegmobile import hypnogram
+from eegmobile import nights
 from eegmobile import sleep_edf
 from eegmobile import spectrogram
 from eegmobile import stages
@@ -213,6 +215,9 @@ def test_demo_set_pairs_like_sleep_edf_and_has_a_small_build(demo_dir):
     annotations = edf_reader.read_annotations(r.hypnogram_path)
     psg = edf_reader.read_header(r.psg_path)
     assert psg.duration_s == hypnogram.scored_duration(annotations) == 4 * 3600
+    assert edf_reader.start_datetime(psg) == edf_reader.start_datetime(
+        edf_reader.read_header(r.hypnogram_path)) == datetime.datetime(1989, 1, 1, 16)
+    nights.check_starts(psg, edf_reader.read_header(r.hypnogram_path))  # the build's check
     labelled = hypnogram.label_epochs(annotations, psg_duration_s=psg.duration_s)
     assert labelled.dropped["wake trimmed"] > 0
     counts += np.bincount(labelled.labels, minlength=stages.NUM_STAGES)
@@ -247,6 +252,9 @@ def test_synthesize_for_hypnograms_matches_each_hypnogram(tmp_path):
     header = edf_reader.read_header(psg)
     assert header.duration_s == hours * 3600 and header.starttime == "15.56.00"
     copy = os.path.join(os.path.dirname(psg), os.path.basename(source_path))
+    assert edf_reader.start_datetime(header) == edf_reader.start_datetime(
+        edf_reader.read_header(copy)) == datetime.datetime(1989, 4, 18, 15, 56)
+    nights.check_starts(header, edf_reader.read_header(copy))  # the build's check
     assert open(copy, "rb").read() == open(source_path, "rb").read()
   recordings, problems = sleep_edf.find_recordings(str(out), "all")
   assert len(recordings) == 2 and not problems
@@ -289,6 +297,7 @@ def test_cli_writes_matching_length_psgs_for_real_hypnograms(tmp_path):
   assert ours.duration_s == hypnogram.scored_duration(annotations)
   assert (ours.patient, ours.startdate, ours.starttime) == (real.patient, real.startdate,
                                                             real.starttime)
+  nights.check_starts(ours, real)
   assert (tmp_path / "sleep-cassette" / os.path.basename(chosen[0])).exists()
   # The pipeline labels it like the real night (the counts of tests/hypnogram_test.py).
   labelled = hypnogram.label_epochs(annotations, psg_duration_s=ours.duration_s)

@@ -1,11 +1,14 @@
-"""Tests for tfrecords.writer: byte-identical to TensorFlow's writer, GZIP, corruption."""
+"""Tests for tfrecords.writer (byte-identical to TensorFlow's writer, GZIP, records in pieces)
+and for the test reader tests.tfrecord_io (corruption and truncation are detected)."""
 
+import io
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import tfrecord_io
 from tfrecords import writer
 
 _RECORDS = [b"", b"a", b"hello world" * 100, bytes(range(256)) * 7]
@@ -26,7 +29,7 @@ def test_tensorflow_reads_back_what_we_write(tmp_path, compression):
   writer.write_tfrecord(path, _RECORDS, compression)
   read = [r.numpy() for r in tf.data.TFRecordDataset(path, compression_type=compression)]
   assert read == _RECORDS
-  assert list(writer.read_tfrecord(path, compression)) == _RECORDS
+  assert list(tfrecord_io.read_tfrecord(path, compression)) == _RECORDS
 
 
 def test_gzip_output_is_deterministic(tmp_path):
@@ -43,7 +46,7 @@ def test_corruption_is_detected_and_names_the_file(tmp_path):
   data[30] ^= 0xFF
   open(path, "wb").write(bytes(data))
   with pytest.raises(ValueError, match="shard: corrupt"):
-    list(writer.read_tfrecord(path))
+    list(tfrecord_io.read_tfrecord(path))
 
 
 def test_truncation_is_detected(tmp_path):
@@ -51,7 +54,7 @@ def test_truncation_is_detected(tmp_path):
   writer.write_tfrecord(path, _RECORDS)
   os.truncate(path, os.path.getsize(path) - 3)
   with pytest.raises(ValueError, match="truncated"):
-    list(writer.read_tfrecord(path))
+    list(tfrecord_io.read_tfrecord(path))
 
 
 def _in_pieces(record: bytes):
@@ -67,7 +70,8 @@ def test_records_in_pieces_write_the_same_bytes(tmp_path, compression):
   writer.write_tfrecord(whole, records, compression)
   assert writer.write_tfrecord(pieces, [_in_pieces(r) for r in records], compression) == 3
   assert open(whole, "rb").read() == open(pieces, "rb").read()
-  assert [writer.frame(_in_pieces(r)) for r in records] == [writer.frame(r) for r in records]
+  assert [tfrecord_io.frame(_in_pieces(r)) for r in records
+         ] == [tfrecord_io.frame(r) for r in records]
   read = [r.numpy() for r in tf.data.TFRecordDataset(pieces, compression_type=compression)]
   assert read == records
 
@@ -77,3 +81,13 @@ def test_unknown_compression_is_refused_before_the_file_is_made(tmp_path):
   with pytest.raises(ValueError, match="compression must be"):
     writer.write_tfrecord(str(path), _RECORDS, "ZLIB")
   assert not path.exists()
+
+
+@pytest.mark.parametrize("compression", ["", "GZIP"])
+def test_writing_to_a_stream_gives_the_bytes_of_the_file_writer(tmp_path, compression):
+  records = [b"a" * 10, (b"head", np.arange(7, dtype=np.uint8), b"tail"), b""]
+  path = str(tmp_path / "f.tfrecord")
+  writer.write_tfrecord(path, records, compression)
+  stream = io.BytesIO()
+  assert writer.write_records(stream, records, compression) == 3
+  assert not stream.closed and stream.getvalue() == open(path, "rb").read()

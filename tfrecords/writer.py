@@ -7,7 +7,7 @@ the gzip header carries no file name or time, so output bytes depend only on the
 import gzip
 import io
 import struct
-from typing import BinaryIO, Iterable, Iterator, Sequence, Union
+from typing import BinaryIO, Iterable, Sequence, Union
 
 import google_crc32c
 import numpy as np
@@ -39,11 +39,6 @@ def frame_pieces(record: Record) -> list:
   for piece in pieces:
     crc = google_crc32c.extend(crc, piece)
   return [length, struct.pack("<I", masked_crc32c(length)), *pieces, struct.pack("<I", _mask(crc))]
-
-
-def frame(record: Record) -> bytes:
-  """One record in TFRecord framing."""
-  return b"".join(frame_pieces(record))
 
 
 def write_records(stream: BinaryIO, records: Iterable[Record], compression: str = "") -> int:
@@ -86,30 +81,3 @@ def write_tfrecord(path: str, records: Iterable[Record], compression: str = "") 
   # A 1 MB buffer: ~20 epochs per write call, and the same memory reused for all of them.
   with open(path, "wb", buffering=1 << 20) as raw:
     return write_records(raw, records, compression)
-
-
-def read_tfrecord(path: str, compression: str = "") -> Iterator[bytes]:
-  """Reads records back, verifying both CRCs.
-
-  Raises:
-    ValueError: a truncated record or a CRC mismatch (names the file and offset).
-  """
-  opener = gzip.open if compression == "GZIP" else open
-  with opener(path, "rb") as f:
-    offset = 0
-    while True:
-      header = f.read(12)
-      if not header:
-        return
-      if len(header) < 12:
-        raise ValueError(f"{path}: truncated record header at byte {offset}")
-      (length,), (length_crc,) = struct.unpack("<Q", header[:8]), struct.unpack("<I", header[8:])
-      if masked_crc32c(header[:8]) != length_crc:
-        raise ValueError(f"{path}: corrupt length at byte {offset}")
-      body = f.read(length + 4)
-      if len(body) < length + 4:
-        raise ValueError(f"{path}: truncated record at byte {offset}")
-      if masked_crc32c(body[:length]) != struct.unpack("<I", body[length:])[0]:
-        raise ValueError(f"{path}: corrupt record at byte {offset}")
-      yield body[:length]
-      offset += 12 + length + 4

@@ -21,9 +21,8 @@ Speed: nothing loops over samples or epochs in Python. Each stage's continuous
 background is one FFT-shaped noise signal as long as all of that stage's epochs together,
 cut into epochs and scattered to where that stage occurs (so a whole night costs about one
 full-length inverse FFT); transients are template matrices added in one scatter-add.
-A 22-hour night (7.9M samples per 100 Hz channel) generates and writes in about 1 s on
-one core (the 39 Sleep-EDF-20 nights, 1.96 GB of EDF: 37 s). Everything is deterministic
-for a given seed; `night_seed` derives a different seed for every subject and night.
+Everything is deterministic for a given seed; `night_seed` derives a different seed for
+every subject and night.
 
 Stage boundaries: a run of epochs of one stage is one continuous stretch of signal; where
 the stage changes, the signal jumps (at the epoch boundary, so no epoch's spectrogram
