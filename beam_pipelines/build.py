@@ -11,16 +11,29 @@ Real data (files as PhysioNet lays them out, found recursively), or downloaded f
       --subset sleep-edf-20 --output_dir out/sleep-edf-20
   python -m beam_pipelines.build --runner DirectRunner --download --subset sleep-edf-20
 
-Any flag this module does not define is a Beam pipeline option and goes to Beam, e.g.
-`--direct_num_workers 2`, or another runner (not run here; the output directory must be
-a path every worker can write, e.g. a shared file system):
+Any flag this module does not define must be a Beam pipeline option and goes to Beam,
+e.g. `--direct_num_workers 2`. Inputs and outputs may be local paths or object-store URLs
+(`s3://` with the aws extra, `gs://` with gcp); every file goes through Beam's FileSystems
+(beam_pipelines/storage.py), and the manifest is written last, as the mark of a complete
+build. On a Dask cluster (the dask extra; tested here on a local cluster):
 
-  python -m beam_pipelines.build --data_dir /mnt/sleep-edfx --output_dir /mnt/out \
-      --runner FlinkRunner --flink_master localhost:8081 --environment_type LOOPBACK
-  python -m beam_pipelines.build --data_dir /mnt/sleep-edfx --output_dir /mnt/out \
-      --runner SparkRunner --spark_master_url spark://localhost:7077
-  python -m beam_pipelines.build ... --runner DataflowRunner --project P --region R \
-      --temp_location gs://B/tmp --setup_file ./setup.py
+  python -m beam_pipelines.build --runner DaskRunner --data_dir /data/sleep-edfx
+  python -m beam_pipelines.build --runner DaskRunner --dask_client_address tcp://HOST:8786 \
+      --data_dir s3://B/sleep-edfx --output_dir s3://B/builds/sleep-edf-20 \
+      --s3_endpoint_url https://S3-ENDPOINT --s3_region_name REGION
+
+Other runners take Beam's own options. They were NOT run here: Flink, Spark and Prism
+download a job server at start, and Dataflow needs Google Cloud. Their workers must be able
+to import this package (`--setup_file ./setup.py` or a container image) and to reach the
+input and output locations:
+
+  python -m beam_pipelines.build --data_dir gs://B/sleep-edfx --output_dir gs://B/out \
+      --runner DataflowRunner --project P --region R --temp_location gs://B/tmp \
+      --setup_file ./setup.py
+  python -m beam_pipelines.build --data_dir s3://B/sleep-edfx --output_dir s3://B/out \
+      --runner FlinkRunner --flink_master HOST:8081 --environment_type LOOPBACK
+  python -m beam_pipelines.build --data_dir /mnt/shared/sleep-edfx --output_dir /mnt/shared/out \
+      --runner SparkRunner --spark_master_url spark://HOST:7077
 
 A flag that is neither this module's nor one of Beam's pipeline options (a typo such as
 `--subest`, or `--data-dir` for `--data_dir`) stops the run before any work, naming the
@@ -77,6 +90,10 @@ _VERBOSE = flags.DEFINE_bool(
 def beam_option_parser():
   """An argparse parser knowing every Beam pipeline option (as Beam itself builds it)."""
   from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
+  try:  # the DaskRunner's options (the dask extra) exist once its module is imported
+    from apache_beam.runners.dask import dask_runner  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:
+    pass
 
   def subclasses(cls):
     for sub in cls.__subclasses__():

@@ -38,6 +38,12 @@ def test_beam_options_are_known_and_typos_of_them_are_not():
   assert build.unknown_arguments(["--direct_num_workers", "2", "--runner", "DirectRunner"]) == []
   assert build.unknown_arguments(["--job_name=x", "--direct_running_mode", "in_memory"]) == []
   assert build.unknown_arguments(["--direct_num_worker", "2"]) == ["--direct_num_worker", "2"]
+  assert build.unknown_arguments(["--s3_endpoint_url", "http://127.0.0.1:1"]) == []
+
+
+def test_dask_options_are_known():
+  pytest.importorskip("dask.distributed", reason="needs the dask extra")
+  assert build.unknown_arguments(["--dask_client_address", "tcp://127.0.0.1:1"]) == []
 
 
 @pytest.mark.parametrize("flag", ["--output_dir", "--data_dir"])
