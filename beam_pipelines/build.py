@@ -228,6 +228,7 @@ class _BeamNoise(std_logging.Filter):
 def _quiet_beam() -> None:
   """Beam's runner logs every bundle and relays worker messages; keep its errors only."""
   std_logging.getLogger("apache_beam").setLevel(std_logging.ERROR)
+  std_logging.getLogger("distributed").setLevel(std_logging.WARNING)  # a Dask cluster's chatter
   std_logging.getLogger().addFilter(_BeamNoise())
 
 
