@@ -22,7 +22,10 @@ epochs may vary.
 
 Floating-point sums run in a different order than numpy's, so an index that sits on a
 quantisation boundary can come out one lower or higher; `frontend_test` bounds this
-against `spectrogram_images`.
+against `spectrogram_images`. Where an epoch's smallest power is at float32 rounding
+level (a spectrum with exact zeros: a noiseless tone, a band-limited synthetic signal),
+the colour scale itself is rounding noise, in the numpy path as here, and the two
+images can differ by more.
 """
 
 import dataclasses

@@ -234,6 +234,15 @@ def test_no_preprocessing_given_or_recorded_is_a_clear_error(tmp_path):
     export_lib.load_preprocessing(str(tmp_path))
 
 
+def test_a_record_whose_build_is_gone(tmp_path, build_dir):
+  (tmp_path / "config.json").write_text(json.dumps({"build_dir": str(tmp_path / "moved")}))
+  path = str(tmp_path / "checkpoint.keras")
+  with pytest.raises(FileNotFoundError, match="config.json: its build .*moved has no manifest"):
+    export_lib.resolve_preprocessing(path, None)
+  given = export_lib.load_preprocessing(build_dir)
+  assert export_lib.resolve_preprocessing(path, given) == given  # nothing to check against
+
+
 def test_int8_without_calibration_and_unknown_formats_are_refused(exported, tmp_path):
   _, out, _ = exported
   with pytest.raises(ValueError, match="int8 needs calibration images"):

@@ -144,12 +144,10 @@ def _from_train_config(path: str) -> Preprocessing:
   if not build_dir:
     raise ValueError(f"{path}: names no build_dir")
   from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  manifest = os.path.join(
-      os.path.dirname(path),
-      build_dir) if not os.path.isabs(build_dir) and not os.path.exists(build_dir) else build_dir
-  manifest = os.path.join(manifest, manifest_lib.MANIFEST_FILE)
+  manifest = os.path.join(build_dir, manifest_lib.MANIFEST_FILE)
   if not os.path.exists(manifest):
-    raise FileNotFoundError(f"{path}: its build {build_dir} has no {manifest_lib.MANIFEST_FILE}")
+    raise FileNotFoundError(f"{path}: its build {build_dir} has no {manifest_lib.MANIFEST_FILE} "
+                            "(a relative build_dir is read from the current directory)")
   return _from_manifest(manifest)
 
 
@@ -173,7 +171,13 @@ def resolve_preprocessing(model_path: str, given: Optional[Preprocessing]) -> Pr
     ValueError: none given and none recorded beside the model, or the given ones differ
       from the recorded ones (the message names both files and every differing field).
   """
-  recorded = recorded_preprocessing(model_path)
+  try:
+    recorded = recorded_preprocessing(model_path)
+  except FileNotFoundError as e:
+    if given is None:
+      raise
+    logging.warning("not checked against the model's record: %s", e)
+    recorded = None
   if given is None:
     if recorded is None:
       raise ValueError(f"{model_path}: no config.json beside the model records its build; "
