@@ -122,6 +122,7 @@ def main():
   file = {name: os.path.join(out, entry["file"]) for name, entry in record["tflite"].items()}
   frontend_tflite = _tflite(file["frontend"], "frontend")
   int8 = _tflite(file["int8"], "images")
+  float16 = _tflite(file["float16"], "images")
 
   def saved(signature, key):
     fn = loaded.signatures[signature]
@@ -135,8 +136,10 @@ def main():
       ("SavedModel images", "images", None, saved("images", "colormap_indices"), images),
       ("TFLite float32", "epochs", os.path.getsize(file["float32"]),
        _tflite(file["float32"], "serving_default"), epochs),
-      ("TFLite float16", "epochs", os.path.getsize(file["float16"]),
-       _tflite(file["float16"], "serving_default"), epochs),
+      ("TFLite float16 (image model)", "images", os.path.getsize(file["float16"]), float16, images),
+      ("TFLite front end f32 + float16", "epochs",
+       os.path.getsize(file["frontend"]) + os.path.getsize(file["float16"]),
+       lambda x: float16(frontend_tflite(x)), epochs),
       ("TFLite int8 (image model)", "images", os.path.getsize(file["int8"]), int8, images),
       ("TFLite front end f32 + int8", "epochs",
        os.path.getsize(file["frontend"]) + os.path.getsize(file["int8"]),

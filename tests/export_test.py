@@ -129,10 +129,10 @@ def test_float16_and_int8_give_probability_rows(exported):
   epochs = _epochs(seed=3)
   files = {name: os.path.join(out, entry["file"]) for name, entry in record["tflite"].items()}
   assert set(files) == {"float32", "float16", "int8", "frontend"}
-  _assert_probability_rows(_tflite(files["float16"], "serving_default")(epochs=epochs), 6, 1e-5)
-  # int8 takes the image: on a device, the float32 front end runs before it.
+  # float16 and int8 take the image: on a device, the float32 front end runs before them.
   images = _tflite(files["frontend"], "frontend")(epochs=epochs)
   assert images.dtype == np.uint8 and images.shape == (6, 32, 32)
+  _assert_probability_rows(_tflite(files["float16"], "images")(colormap_indices=images), 6, 1e-5)
   _assert_probability_rows(_tflite(files["int8"], "images")(colormap_indices=images), 6, 0.05)
   sizes = {name: os.path.getsize(path) for name, path in files.items()}
   assert sizes["int8"] < sizes["float16"] < sizes["float32"]

@@ -10,8 +10,8 @@ from --preprocessing (a build directory, a manifest.json, a fold directory or an
 or by default from the fold directory beside the model (its config.json names the build);
 given ones must equal the ones the model was trained with. int8 is calibrated on the
 first --calibration_examples images of --calibration_build (default: the build the
-parameters came from). What is written, and why int8 covers the image model only:
-trainers/export_lib.py. Exit status 2 on unusable input, with a message naming the file.
+parameters came from). What is written, and why float16 and int8 cover the image model
+only: trainers/export_lib.py. Exit status 2 on unusable input, with a message naming the file.
 """
 
 import sys

@@ -13,11 +13,11 @@ the build's preprocessing parameters (manifest `config.spectrogram` and the epoc
                                 -> probabilities [n, 5]
       frontend                  epochs -> images uint8 [n, H, W]
   eegmobile_float32.tflite      serving_default, float32
-  eegmobile_float16.tflite      serving_default, weights stored as float16
+  images_float16.tflite         images, weights stored as float16
   images_int8.tflite            images, full integer (int8 weights and activations),
                                 calibrated on a build's images; float32 probabilities out
-  frontend_float32.tflite       frontend, float32: with images_int8.tflite, the raw-epoch
-                                path of an integer-only model
+  frontend_float32.tflite       frontend, float32 (with float16 or int8): run before an
+                                image model, the raw-epoch path of a quantised model
   export.json                   what was exported: preprocessing, model source, input
                                 and output of each file, sizes, calibration
 
@@ -28,10 +28,12 @@ stores the weights twice, and it tracks the model's tf.Variables, not the Keras 
 (see `_serving_module`). A reloaded SavedModel must stay referenced while its
 signatures are called.
 
-Why int8 only for the image model: the front end's log and per-image min-max span some
-200 dB of power; quantised to 256 levels per tensor, the colour scale of every image
-would be wrong. The classifier quantises well, so the int8 file takes the image (as a
-build stores it) and a device runs the float32 front end before it (or reads images).
+Why float16 and int8 only for the image model: the front end's log and per-image min-max
+span some 200 dB of power; quantised to 256 levels per tensor, the colour scale of every
+image would be wrong, and even its constant matrices stored as float16 move the colour
+scale enough to change many predictions (bench/export_table.py). The classifier
+quantises well, so the quantised files take the image (as a build stores it) and a
+device runs the float32 front end before them (or reads images).
 """
 
 import dataclasses
@@ -52,7 +54,7 @@ EXPORT_FILE = "export.json"
 FORMATS = ("float32", "float16", "int8")
 TFLITE_FILES = {
     "float32": "eegmobile_float32.tflite",
-    "float16": "eegmobile_float16.tflite",
+    "float16": "images_float16.tflite",
     "int8": "images_int8.tflite",
     "frontend": "frontend_float32.tflite",
 }
@@ -342,12 +344,12 @@ def write_tflite(saved_model: str,
   Args:
     saved_model: a SavedModel written by `write_saved_model`.
     directory: where the files go.
-    formats: any of "float32", "float16" (raw epochs in) and "int8" (images in); the
-      float32 front end is written with int8.
+    formats: any of "float32" (raw epochs in), "float16" and "int8" (images in); the
+      float32 front end is written with either of the last two.
     calibration_images: uint8 [n, H, W] images of a build (needed for "int8").
 
   Returns:
-    {format: path} ("frontend" too with int8).
+    {format: path} ("frontend" too with float16 or int8).
 
   Raises:
     ValueError: an unknown format, or int8 without calibration images.
@@ -359,11 +361,12 @@ def write_tflite(saved_model: str,
   if "float32" in formats:
     jobs.append(("float32", EPOCHS_SIGNATURE, None))
   if "float16" in formats:
-    jobs.append(("float16", EPOCHS_SIGNATURE, "float16"))
+    jobs.append(("float16", IMAGES_SIGNATURE, "float16"))
   if "int8" in formats:
     if calibration_images is None or not len(calibration_images):
       raise ValueError("int8 needs calibration images (a build's images)")
     jobs.append(("int8", IMAGES_SIGNATURE, "int8"))
+  if "float16" in formats or "int8" in formats:
     jobs.append(("frontend", FRONTEND_SIGNATURE, None))
   paths = {}
   for name, signature, quantise in jobs:
@@ -480,7 +483,7 @@ def _record(model_path, model_in, preprocessing, colormap, paths, calibration_im
   images_in = f"colormap_indices uint8 [n, {spec.image_height}, {spec.image_width}]"
   described = {
       "float32": (EPOCHS_SIGNATURE, epochs_in, "float32"),
-      "float16": (EPOCHS_SIGNATURE, epochs_in, "float16"),
+      "float16": (IMAGES_SIGNATURE, images_in, "float16"),
       "int8": (IMAGES_SIGNATURE, images_in, "int8 (weights and activations)"),
       "frontend": (FRONTEND_SIGNATURE, epochs_in, "float32"),
   }
