@@ -45,8 +45,9 @@ def _synthetic_epochs(n: int, seed: int) -> np.ndarray:
 
 
 def _random_model(path: str, config: SpectrogramConfig) -> None:
-  import keras  # pylint: disable=g-import-not-at-top,unused-import
+  import keras  # pylint: disable=g-import-not-at-top
   from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)  # the same model in every run
   model = model_lib.build_model(model_lib.ModelConfig(image_size=config.image_height,
                                                       input_colormap="viridis",
                                                       batch_norm_momentum=0.0),

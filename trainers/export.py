@@ -45,7 +45,12 @@ def main(argv):
     preprocessing = export_lib.resolve_preprocessing(_MODEL.value, given)
     calibration = None
     if "int8" in _FORMATS.value:
-      build = _CALIBRATION_BUILD.value or os.path.dirname(preprocessing.source)
+      build = _CALIBRATION_BUILD.value
+      if not build:
+        if os.path.basename(preprocessing.source) != "manifest.json":
+          raise ValueError(f"int8 needs a build's images: the parameters came from "
+                           f"{preprocessing.source}, not a build; pass --calibration_build")
+        build = os.path.dirname(preprocessing.source)
       calibration = export_lib.build_images(build, _CALIBRATION_EXAMPLES.value)
     record = export_lib.export(_MODEL.value,
                                _OUTPUT_DIR.value,
