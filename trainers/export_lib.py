@@ -1,0 +1,513 @@
+"""Export a trained model for serving: a SavedModel and TFLite files that take raw EEG.
+
+Flag-free; `trainers/export.py` is its command line. From a saved Keras model
+(`checkpoint.keras`, RGB input or uint8 colour-map indices with its `ColorMap` layer) and
+the build's preprocessing parameters (manifest `config.spectrogram` and the epoch length),
+`export` writes into one directory:
+
+  saved_model/                  tf.saved_model.save of a module holding the model, with
+                                three signatures:
+      serving_default           epochs float32 [n, samples] (uV at fs) -> probabilities
+                                float32 [n, 5]: the front end (`eegmobile.frontend`) inside
+      images                    colormap_indices uint8 [n, H, W] (a build's records)
+                                -> probabilities [n, 5]
+      frontend                  epochs -> images uint8 [n, H, W]
+  eegmobile_float32.tflite      serving_default, float32
+  images_float16.tflite         images, weights stored as float16
+  images_int8.tflite            images, full integer (int8 weights and activations),
+                                calibrated on a build's images; float32 probabilities out
+  frontend_float32.tflite       frontend, float32 (with float16 or int8): run before an
+                                image model, the raw-epoch path of a quantised model
+  export.json                   what was exported: preprocessing, model source, input
+                                and output of each file, sizes, calibration
+
+Every TFLite file is converted from the SavedModel's signatures (one graph): converting a
+`tf.function` that wraps a live Keras 3 model aborts the process in TF 2.17. The module
+is saved with `tf.saved_model.save` and explicit signatures, not `model.export()`, which
+stores the weights twice, and it tracks the model's tf.Variables, not the Keras model
+(see `_serving_module`). A reloaded SavedModel must stay referenced while its
+signatures are called.
+
+Why float16 and int8 only for the image model: the front end's log and per-image min-max
+span some 200 dB of power; quantised to 256 levels per tensor, the colour scale of every
+image would be wrong, and even its constant matrices stored as float16 move the colour
+scale enough to change many predictions (bench/export_table.py). The classifier
+quantises well, so the quantised files take the image (as a build stores it) and a
+device runs the float32 front end before them (or reads images).
+"""
+
+import dataclasses
+import json
+import os
+from typing import Iterable, Optional, Sequence
+
+from absl import logging
+import numpy as np
+
+from eegmobile.config import BuildConfig
+from eegmobile.config import SpectrogramConfig
+
+EXPORT_FORMAT = "eegmobile-export"
+EXPORT_FORMAT_VERSION = 1
+SAVED_MODEL_DIR = "saved_model"
+EXPORT_FILE = "export.json"
+FORMATS = ("float32", "float16", "int8")
+TFLITE_FILES = {
+    "float32": "eegmobile_float32.tflite",
+    "float16": "images_float16.tflite",
+    "int8": "images_int8.tflite",
+    "frontend": "frontend_float32.tflite",
+}
+# Signature names in the SavedModel and in the TFLite files.
+EPOCHS_SIGNATURE = "serving_default"
+IMAGES_SIGNATURE = "images"
+FRONTEND_SIGNATURE = "frontend"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+  """How raw epochs become the model's images.
+
+  Attributes:
+    spectrogram: the build's image parameters (manifest `config.spectrogram`).
+    samples_per_epoch: samples of one epoch at spectrogram.fs.
+    source: the file they were read from.
+  """
+  spectrogram: SpectrogramConfig
+  samples_per_epoch: int
+  source: str
+
+  def to_dict(self) -> dict:
+    return {
+        "spectrogram": dataclasses.asdict(self.spectrogram),
+        "samples_per_epoch": self.samples_per_epoch,
+        "source": self.source
+    }
+
+
+def _read_json(path: str) -> dict:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
+def _from_manifest(path: str) -> Preprocessing:
+  manifest = _read_json(path)
+  try:
+    config = BuildConfig.from_dict(manifest["config"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"{path}: no usable build config (config.spectrogram and config.epochs): "
+                     f"{type(e).__name__}: {e}") from e
+  return Preprocessing(config.spectrogram, config.epochs.samples_per_epoch, path)
+
+
+def load_preprocessing(source: str) -> Preprocessing:
+  """The preprocessing parameters of a build, or the ones a model was trained with.
+
+  Args:
+    source: a build directory (its manifest.json), a manifest.json file, a fold directory
+      of `trainers.train_lib` (its config.json names the build), or an export directory
+      (its export.json).
+
+  Returns:
+    The Preprocessing, with `source` naming the file read.
+
+  Raises:
+    FileNotFoundError: none of those files is there.
+    ValueError: the file holds no usable parameters.
+  """
+  from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  if os.path.isfile(source):
+    if os.path.basename(source) == EXPORT_FILE:
+      return _from_export(source)
+    return _from_manifest(source)
+  for name, read in ((manifest_lib.MANIFEST_FILE, _from_manifest), (EXPORT_FILE, _from_export),
+                     ("config.json", _from_train_config)):
+    path = os.path.join(source, name)
+    if os.path.exists(path):
+      return read(path)
+  raise FileNotFoundError(f"{source}: no {manifest_lib.MANIFEST_FILE} (a build), config.json "
+                          f"(a fold directory) or {EXPORT_FILE} (an export) to read the "
+                          "preprocessing parameters from")
+
+
+def _from_export(path: str) -> Preprocessing:
+  recorded = _read_json(path).get("preprocessing")
+  if not recorded:
+    raise ValueError(f"{path}: no preprocessing recorded")
+  return Preprocessing(SpectrogramConfig(**recorded["spectrogram"]), recorded["samples_per_epoch"],
+                       path)
+
+
+def _from_train_config(path: str) -> Preprocessing:
+  build_dir = _read_json(path).get("build_dir")
+  if not build_dir:
+    raise ValueError(f"{path}: names no build_dir")
+  from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  manifest = os.path.join(build_dir, manifest_lib.MANIFEST_FILE)
+  if not os.path.exists(manifest):
+    raise FileNotFoundError(f"{path}: its build {build_dir} has no {manifest_lib.MANIFEST_FILE} "
+                            "(a relative build_dir is read from the current directory)")
+  return _from_manifest(manifest)
+
+
+def recorded_preprocessing(model_path: str) -> Optional[Preprocessing]:
+  """The preprocessing the model's fold directory records (config.json -> build), if any."""
+  config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+  if not os.path.exists(config):
+    return None
+  return _from_train_config(config)
+
+
+def _differences(a: SpectrogramConfig, b: SpectrogramConfig) -> list[str]:
+  left, right = dataclasses.asdict(a), dataclasses.asdict(b)
+  return [f"{k} {left[k]!r} vs {right[k]!r}" for k in left if left[k] != right[k]]
+
+
+def resolve_preprocessing(model_path: str, given: Optional[Preprocessing]) -> Preprocessing:
+  """The parameters to export with: those given, checked against the model's record.
+
+  Raises:
+    ValueError: none given and none recorded beside the model, or the given ones differ
+      from the recorded ones (the message names both files and every differing field).
+  """
+  try:
+    recorded = recorded_preprocessing(model_path)
+  except FileNotFoundError as e:
+    if given is None:
+      raise
+    logging.warning("not checked against the model's record: %s", e)
+    recorded = None
+  if given is None:
+    if recorded is None:
+      raise ValueError(f"{model_path}: no config.json beside the model records its build; "
+                       "pass the build directory (its manifest.json) to read the "
+                       "preprocessing parameters from")
+    return recorded
+  if recorded is not None:
+    differ = _differences(given.spectrogram, recorded.spectrogram)
+    if given.samples_per_epoch != recorded.samples_per_epoch:
+      differ.append(f"samples_per_epoch {given.samples_per_epoch} vs "
+                    f"{recorded.samples_per_epoch}")
+    if differ:
+      raise ValueError(f"{model_path}: the preprocessing in {given.source} differs from the "
+                       f"one the model was trained with ({recorded.source}): " + "; ".join(differ))
+  return given
+
+
+def load_keras_model(path: str):
+  """Loads a saved Keras model (.keras) for inference.
+
+  Raises:
+    FileNotFoundError: no such file.
+    ValueError: the file is not a Keras model, or not a 5-stage classifier.
+  """
+  import keras  # pylint: disable=g-import-not-at-top
+  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top,unused-import
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"{path}: no such model file")
+  try:
+    model = keras.saving.load_model(path, compile=False)
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f"{path}: not a saved Keras model (.keras): {type(e).__name__}: {e}") from e
+  from eegmobile import stages  # pylint: disable=g-import-not-at-top
+  if tuple(model.output.shape[1:]) != (stages.NUM_STAGES,):
+    raise ValueError(f"{path}: the model outputs {tuple(model.output.shape)}, not "
+                     f"[n, {stages.NUM_STAGES}] stage probabilities")
+  return model
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInput:
+  """What the Keras model takes.
+
+  Attributes:
+    height, width: image size.
+    colormap: the colour map of its ColorMap layer (it takes uint8 indices), or None (it
+      takes RGB in 0..255).
+  """
+  height: int
+  width: int
+  colormap: Optional[str]
+
+
+def model_input(model, path: str) -> ModelInput:
+  """Reads the input of a model `eegmobile.model.build_model` made.
+
+  Raises:
+    ValueError: an input that is neither [n, H, W] indices nor [n, H, W, 3] RGB.
+  """
+  shape = tuple(model.input.shape)
+  if len(shape) == 3:
+    layers = [l for l in model.layers if type(l).__name__ == "ColorMap"]
+    if not layers:
+      raise ValueError(f"{path}: the model takes {shape} without a ColorMap layer")
+    return ModelInput(shape[1], shape[2], layers[0].colormap)
+  if len(shape) == 4 and shape[3] == 3:
+    return ModelInput(shape[1], shape[2], None)
+  raise ValueError(f"{path}: the model takes {shape}, neither [n, H, W] colour-map indices "
+                   "nor [n, H, W, 3] RGB images")
+
+
+def check_compatible(path: str, model_in: ModelInput, preprocessing: Preprocessing) -> None:
+  """Raises ValueError (naming the model file and the parameters' file) on a size mismatch."""
+  spec = preprocessing.spectrogram
+  if (model_in.height, model_in.width) != (spec.image_height, spec.image_width):
+    raise ValueError(f"{path}: the model takes {model_in.height}x{model_in.width} images but "
+                     f"the preprocessing in {preprocessing.source} makes "
+                     f"{spec.image_height}x{spec.image_width} (image_height x image_width); "
+                     "export with the build the model was trained on")
+  if preprocessing.samples_per_epoch < spec.nperseg:
+    raise ValueError(f"{preprocessing.source}: {preprocessing.samples_per_epoch} samples per "
+                     f"epoch is shorter than one STFT segment ({spec.nperseg})")
+
+
+def _serving_module(model, model_in: ModelInput, preprocessing: Preprocessing, colormap: str):
+  """A tf.Module holding the model, with the three signature functions."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from eegmobile import frontend  # pylint: disable=g-import-not-at-top
+  from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
+  spec, samples = preprocessing.spectrogram, preprocessing.samples_per_epoch
+  images_of = frontend.images_fn(spec, samples)
+  table = (colormaps.lookup_table(colormap) * 255.0).astype(np.float32)
+
+  def classify(indices):
+    if model_in.colormap:
+      inputs = indices  # the model's ColorMap layer colours them
+    else:
+      inputs = tf.gather(tf.constant(table), tf.cast(indices, tf.int32))
+    return {"probabilities": model(inputs, training=False)}
+
+  module = tf.Module()
+  # Track the model's tf.Variables themselves, not the Keras model: with the model as an
+  # attribute the SavedModel saves, but TF 2.17's converter then aborts on it (LLVM
+  # "missing attribute 'value'" on a ReadVariableOp).
+  module.weights = [v.value for v in model.variables]
+  epochs_spec = tf.TensorSpec([None, samples], tf.float32, name="epochs")
+  images_spec = tf.TensorSpec([None, spec.image_height, spec.image_width],
+                              tf.uint8,
+                              name="colormap_indices")
+  module.epochs = tf.function(lambda epochs: classify(images_of(epochs)),
+                              input_signature=[epochs_spec])
+  module.images = tf.function(classify, input_signature=[images_spec])
+  module.frontend = tf.function(lambda epochs: {"images": images_of(epochs)},
+                                input_signature=[epochs_spec])
+  return module
+
+
+def write_saved_model(model, model_in: ModelInput, preprocessing: Preprocessing, directory: str, *,
+                      colormap: str) -> str:
+  """Writes the SavedModel (signatures serving_default, images, frontend); returns its path."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  module = _serving_module(model, model_in, preprocessing, colormap)
+  path = os.path.join(directory, SAVED_MODEL_DIR)
+  tf.saved_model.save(module,
+                      path,
+                      signatures={
+                          EPOCHS_SIGNATURE: module.epochs,
+                          IMAGES_SIGNATURE: module.images,
+                          FRONTEND_SIGNATURE: module.frontend
+                      })
+  return path
+
+
+def _convert(saved_model: str, signature: str, quantise: Optional[str],
+             calibration: Optional[np.ndarray]) -> bytes:
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[signature])
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (TF) ops
+  if quantise == "float16":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+  elif quantise == "int8":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # Full integer: fail rather than leave an op in float.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+    def representative():
+      for image in calibration:
+        yield {"colormap_indices": image[None]}
+
+    converter.representative_dataset = representative
+  return converter.convert()
+
+
+def write_tflite(saved_model: str,
+                 directory: str,
+                 *,
+                 formats: Sequence[str] = FORMATS,
+                 calibration_images: Optional[np.ndarray] = None) -> dict[str, str]:
+  """Converts the SavedModel's signatures to TFLite files.
+
+  Args:
+    saved_model: a SavedModel written by `write_saved_model`.
+    directory: where the files go.
+    formats: any of "float32" (raw epochs in), "float16" and "int8" (images in); the
+      float32 front end is written with either of the last two.
+    calibration_images: uint8 [n, H, W] images of a build (needed for "int8").
+
+  Returns:
+    {format: path} ("frontend" too with float16 or int8).
+
+  Raises:
+    ValueError: an unknown format, or int8 without calibration images.
+  """
+  unknown = set(formats) - set(FORMATS)
+  if unknown:
+    raise ValueError(f"unknown TFLite formats {sorted(unknown)}; choose from {FORMATS}")
+  jobs = []
+  if "float32" in formats:
+    jobs.append(("float32", EPOCHS_SIGNATURE, None))
+  if "float16" in formats:
+    jobs.append(("float16", IMAGES_SIGNATURE, "float16"))
+  if "int8" in formats:
+    if calibration_images is None or not len(calibration_images):
+      raise ValueError("int8 needs calibration images (a build's images)")
+    jobs.append(("int8", IMAGES_SIGNATURE, "int8"))
+  if "float16" in formats or "int8" in formats:
+    jobs.append(("frontend", FRONTEND_SIGNATURE, None))
+  paths = {}
+  for name, signature, quantise in jobs:
+    paths[name] = os.path.join(directory, TFLITE_FILES[name])
+    content = _convert(saved_model, signature, quantise, calibration_images)
+    with open(paths[name], "wb") as f:
+      f.write(content)
+    logging.info("wrote %s (%d bytes)", paths[name], len(content))
+  return paths
+
+
+def build_images(build_dir: str,
+                 limit: int,
+                 subjects: Optional[Iterable[str]] = None,
+                 with_labels: bool = False):
+  """Up to `limit` stored images (uint8 [n, H, W]) of a build, in file order.
+
+  Args:
+    build_dir: a build directory.
+    limit: how many images at most.
+    subjects: which subjects (default: all, in order).
+    with_labels: also return the labels (int32 [n]).
+  """
+  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
+  info = datasets.dataset_info(build_dir, subjects)
+  ds = datasets.make_dataset(build_dir,
+                             info.subjects,
+                             training=False,
+                             color=None,
+                             cache=None,
+                             batch_size=min(limit, 256))
+  images, labels = [], []
+  for batch_images, batch_labels in ds:
+    images.append(batch_images.numpy())
+    labels.append(batch_labels.numpy())
+    if sum(len(i) for i in images) >= limit:
+      break
+  images, labels = np.concatenate(images)[:limit], np.concatenate(labels)[:limit]
+  return (images, labels) if with_labels else images
+
+
+def _file_entry(path: str, signature: str, inputs: str, weights: str) -> dict:
+  return {
+      "file": os.path.basename(path),
+      "bytes": os.path.getsize(path),
+      "signature": signature,
+      "input": inputs,
+      "weights": weights
+  }
+
+
+def export(model_path: str,
+           output_dir: str,
+           *,
+           preprocessing: Optional[Preprocessing] = None,
+           colormap: Optional[str] = None,
+           formats: Sequence[str] = FORMATS,
+           calibration_images: Optional[np.ndarray] = None) -> dict:
+  """Exports a saved Keras model: SavedModel, TFLite files and export.json.
+
+  Args:
+    model_path: the .keras file (e.g. a fold's checkpoint.keras).
+    output_dir: where the export goes (created; existing files of the same names are
+      replaced).
+    preprocessing: the build's parameters (`load_preprocessing`); default: the ones the
+      model's fold directory records. Given ones must equal the recorded ones.
+    colormap: for a model taking RGB, the colour map it was trained with (default: the
+      fold's config.json `color`, else "viridis"); a model with a ColorMap layer uses
+      its own, and another one given is an error.
+    formats: TFLite files to write (see `write_tflite`).
+    calibration_images: uint8 [n, H, W] images of a build, for int8.
+
+  Returns:
+    The export record (also written to <output_dir>/export.json).
+
+  Raises:
+    FileNotFoundError, ValueError: unreadable model or parameters, or parameters that do
+      not fit the model (messages name the file and the problem).
+  """
+  model = load_keras_model(model_path)
+  model_in = model_input(model, model_path)
+  preprocessing = resolve_preprocessing(model_path, preprocessing)
+  check_compatible(model_path, model_in, preprocessing)
+  if model_in.colormap:
+    if colormap and colormap != model_in.colormap:
+      raise ValueError(f"{model_path}: the model applies its own colour map "
+                       f"{model_in.colormap!r}; {colormap!r} was asked for")
+    colormap = model_in.colormap
+  elif not colormap:
+    recorded = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    colormap = _read_json(recorded).get("color",
+                                        "viridis") if os.path.exists(recorded) else "viridis"
+  if calibration_images is not None:
+    spec = preprocessing.spectrogram
+    if tuple(calibration_images.shape[1:]) != (spec.image_height, spec.image_width):
+      raise ValueError(f"calibration images are {tuple(calibration_images.shape[1:])}, the "
+                       f"model takes {spec.image_height}x{spec.image_width}")
+  os.makedirs(output_dir, exist_ok=True)
+  saved_model = write_saved_model(model, model_in, preprocessing, output_dir, colormap=colormap)
+  paths = write_tflite(saved_model,
+                       output_dir,
+                       formats=formats,
+                       calibration_images=calibration_images)
+  record = _record(model_path, model_in, preprocessing, colormap, paths, calibration_images)
+  with open(os.path.join(output_dir, EXPORT_FILE), "w") as f:
+    json.dump(record, f, indent=1, sort_keys=True)
+  return record
+
+
+def _record(model_path, model_in, preprocessing, colormap, paths, calibration_images) -> dict:
+  from eegmobile import stages  # pylint: disable=g-import-not-at-top
+  spec = preprocessing.spectrogram
+  epochs_in = f"epochs float32 [n, {preprocessing.samples_per_epoch}] (uV at {spec.fs:g} Hz)"
+  images_in = f"colormap_indices uint8 [n, {spec.image_height}, {spec.image_width}]"
+  described = {
+      "float32": (EPOCHS_SIGNATURE, epochs_in, "float32"),
+      "float16": (IMAGES_SIGNATURE, images_in, "float16"),
+      "int8": (IMAGES_SIGNATURE, images_in, "int8 (weights and activations)"),
+      "frontend": (FRONTEND_SIGNATURE, epochs_in, "float32"),
+  }
+  return {
+      "format": EXPORT_FORMAT,
+      "format_version": EXPORT_FORMAT_VERSION,
+      "model": {
+          "source": os.path.abspath(model_path),
+          "input": "colormap_indices" if model_in.colormap else "rgb",
+          "image_size": [model_in.height, model_in.width]
+      },
+      "colormap": colormap,
+      "preprocessing": preprocessing.to_dict(),
+      "stages": list(stages.STAGES),
+      "saved_model": {
+          "dir": SAVED_MODEL_DIR,
+          "signatures": {
+              EPOCHS_SIGNATURE: f"{epochs_in} -> probabilities float32 [n, 5]",
+              IMAGES_SIGNATURE: f"{images_in} -> probabilities float32 [n, 5]",
+              FRONTEND_SIGNATURE: f"{epochs_in} -> images uint8 [n, H, W]"
+          }
+      },
+      "tflite": {
+          name: _file_entry(path, *described[name]) for name, path in paths.items()
+      },
+      "int8_calibration_images": 0 if calibration_images is None else int(len(calibration_images)),
+  }
