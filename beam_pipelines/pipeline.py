@@ -12,6 +12,7 @@ multi-process mode with one worker per core. Any other `--runner` (Dataflow, Fli
 Spark) is passed through with the rest of Beam's options.
 """
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import json
@@ -32,6 +33,7 @@ from beam_pipelines import storage
 from tfrecords import manifest as manifest_lib
 
 LOG_FILE = "build.log"  # inside the build: what Beam workers wrote, and tracebacks
+_RENAME_THREADS = 16  # parallel shard moves on object stores (each a server-side copy)
 STAGING_SUFFIX = ".incomplete"  # <output_dir>.incomplete: where a build is staged
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _DIRECT = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -308,9 +310,13 @@ def _finalise(staging_dir: str, output_dir: str, manifest: dict, log_path: str) 
   if manifest_lib.MANIFEST_FILE in old:  # from here on the old build no longer looks complete
     storage.delete([storage.join(output_dir, manifest_lib.MANIFEST_FILE)])
   storage.delete([storage.join(output_dir, n) for n in old if n != manifest_lib.MANIFEST_FILE])
-  for night in manifest["recordings"]:
-    storage.rename(transforms.staged_shard(staging_dir, night["record"]),
-                   storage.join(output_dir, night["shard"]))
+  moves = [(transforms.staged_shard(staging_dir,
+                                    night["record"]), storage.join(output_dir, night["shard"]))
+           for night in manifest["recordings"]]
+  # An object store renames by copying: thousands of shards are moved in parallel.
+  threads = _RENAME_THREADS if storage.is_url(output_dir) else 1
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+    list(pool.map(lambda move: storage.rename(*move), moves))
   if os.path.exists(log_path) and os.path.getsize(log_path):
     with open(log_path, "rb") as f:
       storage.write_bytes(storage.join(output_dir, LOG_FILE), f.read())
