@@ -303,11 +303,21 @@ def _empty_store(num_examples: int, height: int, width: int, with_metadata: bool
     return {key: tf.Variable(tf.zeros(*spec), trainable=False) for key, spec in shapes.items()}
 
 
-def _parsed_chunks(path: str, compression: str, decode) -> tf.data.Dataset:
-  """A shard's examples in file order, parsed `_PARSE_BATCH` records at a time."""
-  records = tf.data.TFRecordDataset(path, compression, buffer_size=_READ_BUFFER)
-  # Prefetch: the next chunk is parsed while this one is stored.
-  return records.batch(_PARSE_BATCH).map(decode, num_parallel_calls=AUTOTUNE).prefetch(1)
+def _parsed_chunks(paths: list[str], compression: str, decode) -> tf.data.Dataset:
+  """(shard number, parsed chunk of up to `_PARSE_BATCH` examples), in file order.
+
+  No chunk spans two shards, so each shard's count can be checked.
+  """
+
+  def shard_chunks(path, number):
+    records = tf.data.TFRecordDataset(path, compression, buffer_size=_READ_BUFFER)
+    return records.batch(_PARSE_BATCH).map(lambda chunk: (number, chunk))
+
+  numbered = tf.data.Dataset.from_tensor_slices((paths, tf.range(len(paths))))
+  chunks = numbered.flat_map(shard_chunks)
+  # Parallel parse, in order; prefetch: the next chunks are parsed while this one is stored.
+  return chunks.map(lambda number, records: (number, decode(records)),
+                    num_parallel_calls=AUTOTUNE).prefetch(2)
 
 
 def _load_examples(shards: list[tuple], compression: str, decode, store: _Store) -> None:
@@ -316,20 +326,23 @@ def _load_examples(shards: list[tuple], compression: str, decode, store: _Store)
   Raises:
     ValueError: a shard holds more or fewer examples than the manifest says.
   """
+  paths, expected = zip(*shards)
+  counts = [0] * len(shards)
   stop = 0
-  for path, expected in shards:
-    start = stop
-    for chunk in _parsed_chunks(path, compression, decode):
-      count = len(chunk[schema.LABEL])
-      if stop + count - start > expected:
-        raise ValueError(f"{path}: holds more than the {expected} examples the manifest says")
-      rows = tf.range(stop, stop + count)
-      for key, variable in store.items():
-        # Scatter, not slice assignment: a slice assignment copies the whole variable.
-        variable.scatter_update(tf.IndexedSlices(chunk[key], rows))
-      stop += count
-    if stop - start != expected:
-      raise ValueError(f"{path}: holds {stop - start} examples, the manifest says {expected}")
+  for number, chunk in _parsed_chunks(list(paths), compression, decode):
+    number, count = int(number), len(chunk[schema.LABEL])
+    counts[number] += count
+    if counts[number] > expected[number]:
+      raise ValueError(f"{paths[number]}: holds more than the {expected[number]} examples the "
+                       "manifest says")
+    rows = tf.range(stop, stop + count)
+    for key, variable in store.items():
+      # Scatter, not slice assignment: a slice assignment copies the whole variable.
+      variable.scatter_update(tf.IndexedSlices(chunk[key], rows))
+    stop += count
+  for path, want, got in zip(paths, expected, counts):
+    if got != want:
+      raise ValueError(f"{path}: holds {got} examples, the manifest says {want}")
 
 
 def _permuted_batches(store: _Store, num_examples: int, batch_size: int, drop: bool,
