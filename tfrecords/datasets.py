@@ -21,16 +21,15 @@ Training shuffles in one of two ways (`shuffle`):
       without a cache: shards -> shuffle records -> batch -> parse the batch -> colour
         -> prefetch
 
-A full permutation makes every batch a uniform sample of all training nights, as Keras'
-`fit(shuffle=True)` on in-memory arrays does; a shuffle buffer only mixes the nights
-being read, so streamed batches hold examples of few nights. Evaluation reads in file
-order. What is held is the 1-byte colour-map indices (a 224x224 epoch is 50 KB; as float
-RGB it would be 602 KB, and Sleep-EDF-78's ~195k epochs would need 117 GB); the colour
-lookup runs once per batch, XLA-compiled (a plain `tf.gather` of 3 floats per pixel is
-the slowest step on a CPU). bench/input_pipeline.py measures all of it. The shard list,
-image size and compression come from the manifest.
-Object-store locations (s3://, hdfs://, ...) work: any path with a scheme registers
-tensorflow-io's file systems first.
+A full permutation makes every batch a uniform random sample of all training examples,
+as Keras' `fit(shuffle=True)` on in-memory arrays does; a shuffle buffer only mixes the
+nights being read, so streamed batches hold examples of few nights. Evaluation reads in
+file order. What is held is the 1-byte colour-map indices (a 224x224 epoch is 50 KB; as
+float RGB it would be 602 KB, and Sleep-EDF-78's ~195k epochs would need 117 GB); the
+colour lookup runs once per batch, XLA-compiled (a plain `tf.gather` of 3 floats per pixel
+is slow on a CPU). bench/input_pipeline.py measures all of it. The shard list, image size
+and compression come from the manifest. Object-store locations (s3://, hdfs://, ...)
+work: any path with a scheme registers tensorflow-io's file systems first.
 """
 
 import dataclasses
@@ -161,7 +160,7 @@ def color_table(color: str = "viridis", dtype: tf.DType = tf.float32) -> np.ndar
 
 @tf.function(jit_compile=True)
 def _gather_xla(table: tf.Tensor, indices: tf.Tensor) -> tf.Tensor:
-  # XLA compiles the lookup to one tight loop: 3-5x tf.gather's per-index copies on a CPU.
+  # XLA compiles the lookup to one tight loop, where tf.gather copies index by index.
   return tf.gather(table, tf.cast(indices, tf.int32))
 
 
@@ -196,7 +195,7 @@ def colorize(indices: tf.Tensor,
     indices: stored images (uint8).
     color: "viridis" or "grey".
     dtype: output dtype (floating or uint8).
-    jit_compile: XLA-compile the lookup (same values, several times faster on a CPU);
+    jit_compile: XLA-compile the lookup (same values, faster on a CPU: BUILD_NOTES.md);
       falls back to tf.gather where XLA is unavailable.
 
   Returns:
@@ -297,10 +296,8 @@ def _empty_store(num_examples: int, height: int, width: int, with_metadata: bool
     kinds = {"bytes": tf.string, "int64": tf.int64, "float": tf.float32}
     shapes.update({k: ([n], kinds[schema.FEATURES[k]]) for k in schema.METADATA_KEYS})
   # Variables, not tensors: a tf.data function captures a variable by handle, where it would
-  # copy a tensor into its graph as a constant (protos stop at 2 GB). On the CPU: tf.data
-  # runs there, and a GPU's memory is for the model.
-  with tf.init_scope(), tf.device("/CPU:0"):
-    return {key: tf.Variable(tf.zeros(*spec), trainable=False) for key, spec in shapes.items()}
+  # copy a tensor into its graph as a constant (protos stop at 2 GB).
+  return {key: tf.Variable(tf.zeros(*spec), trainable=False) for key, spec in shapes.items()}
 
 
 def _parsed_chunks(paths: list[str], compression: str, decode) -> tf.data.Dataset:
@@ -360,15 +357,17 @@ def _permuted_batches(store: _Store, num_examples: int, batch_size: int, drop: b
                                                           num_parallel_calls=AUTOTUNE)
 
 
-def _full_permutation(build_dir: str, manifest: dict, subjects: tuple[str,
-                                                                      ...], decode, batch_size: int,
-                      drop: bool, seed: Optional[int], with_metadata: bool) -> tf.data.Dataset:
+def _full_permutation(build_dir: str, manifest: dict, subjects: Sequence[str], decode,
+                      batch_size: int, drop: bool, seed: Optional[int],
+                      with_metadata: bool) -> tf.data.Dataset:
   """Reads the subjects once into memory; each epoch is then a new uniform permutation."""
   shards = _shard_counts(build_dir, manifest, subjects)
   total = sum(count for _, count in shards)
   height, width = manifest["image"]["height"], manifest["image"]["width"]
-  store = _empty_store(total, height, width, with_metadata)
-  with tf.init_scope():  # reads eagerly, even when called while a function traces
+  # Eagerly, even when called while a function traces; on the CPU, where tf.data runs (a
+  # GPU's memory is for the model).
+  with tf.init_scope(), tf.device("/CPU:0"):
+    store = _empty_store(total, height, width, with_metadata)
     _load_examples(shards, manifest["compression"], decode, store)
   logging.info("holding %d examples (%.2f GB of images) for a full permutation", total,
                total * height * width / 1e9)
