@@ -12,7 +12,8 @@ little noise). It then times whole training epochs of
 picks the groups):
 
   * full: shuffle="full" (the default): the load (the make_dataset call, which reads every
-    example into memory; its seconds and the resident memory it adds), the first epoch
+    example into memory; its seconds and the resident memory it adds: meaningful for the
+    run's first load only, as later ones reuse memory freed by earlier rows), the first epoch
     (traces and compiles) and steady epochs, each a uniform random permutation of all
     examples;
   * disk: shuffle="stream", cache=None, from disk: the shards are evicted from the page
