@@ -41,8 +41,8 @@ class ModelConfig:
     batch_norm_momentum: see below.
     input_colormap: see below.
     mixed_precision: build the layers under Keras' "mixed_float16" policy (float16
-      compute, float32 variables and output). For GPUs: on a CPU a training step is ~20x
-      slower (measured on 2 cores: 1.1 vs 21.9 images/s at 224x224, batch 16).
+      compute, float32 variables and output). For GPUs: a CPU has no fast float16
+      arithmetic, so there it makes training slower, not faster (BUILD_NOTES.md).
   """
   image_size: int = 224
   num_classes: int = 5
@@ -65,13 +65,16 @@ class WeightsUnavailableError(RuntimeError):
 
 @keras.saving.register_keras_serializable(package="eegmobile")
 class ColorMap(keras.layers.Layer):
-  """uint8 colour-map indices [B, H, W] -> RGB [B, H, W, 3] in 0..255 (a table lookup)."""
+  """uint8 colour-map indices [B, H, W] -> RGB [B, H, W, 3] in 0..255 (a table lookup).
+
+  The table is `tfrecords.colormaps.rgb_table`, the one the input pipeline uses.
+  """
 
   def __init__(self, colormap: str = "viridis", **kwargs):
     super().__init__(**kwargs)
     from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
     self.colormap = colormap
-    self._table = colormaps.lookup_table(colormap) * 255.0
+    self._table = colormaps.rgb_table(colormap, "float32")
 
   def call(self, indices):
     table = keras.ops.convert_to_tensor(self._table, dtype=self.compute_dtype)

@@ -358,12 +358,21 @@ def reference_images(epochs: np.ndarray,
   return np.stack(out)
 
 
-def colorize(indices: np.ndarray, lut: np.ndarray) -> np.ndarray:
-  """uint8 indices -> uint8 RGB through a (256, 3) colour table with values in [0, 1].
+def colorize(indices: np.ndarray, lut: str | np.ndarray) -> np.ndarray:
+  """uint8 indices -> uint8 RGB [..., 3] through a colour map (`tfrecords.colormaps.rgb_table`).
 
-  Bytes are truncated, not rounded, as matplotlib's `Colormap(..., bytes=True)` does.
+  Args:
+    indices: uint8 colour-map indices, any shape.
+    lut: a colour map name ("viridis", "grey") or a (256, 3) table with values in [0, 1].
+
+  Returns:
+    RGB bytes, truncated, not rounded, as matplotlib's `Colormap(..., bytes=True)`.
+
+  Raises:
+    ValueError: an unknown name or a table that is not (256, 3) in [0, 1].
   """
-  return (np.asarray(lut)[indices] * 255.0).astype(np.uint8)
+  from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
+  return colormaps.rgb_table(lut, np.uint8)[indices]
 
 
 def compare_to_reference(fast_rgb: np.ndarray,

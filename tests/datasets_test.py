@@ -5,9 +5,13 @@ the schema's decoder) or from the parameters `tests.fakes` wrote them with.
 """
 
 import collections
+import gc
 import json
+import math
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -169,12 +173,17 @@ def test_evaluation_order_is_file_order_with_the_metadata_written(build):
   np.testing.assert_array_equal(again[schema.IMAGE], got[schema.IMAGE])
 
 
-@pytest.mark.parametrize("cache", ["memory", None])
-def test_training_shuffles_each_epoch_but_keeps_the_examples(build, cache):
+# Training's ways to shuffle: a full permutation, and streaming from a cache or the shards.
+MODES = [("memory", "full"), ("memory", "stream"), (None, "stream")]
+
+
+@pytest.mark.parametrize("cache,shuffle", MODES)
+def test_training_shuffles_each_epoch_but_keeps_the_examples(build, cache, shuffle):
   ds = datasets.make_dataset(build, ["SC00", "SC01"],
                              training=True,
                              batch_size=10,
                              cache=cache,
+                             shuffle=shuffle,
                              with_metadata=True)
   in_files = _ids(_file_examples(build, ["SC00", "SC01"]))
   first, second = _ids(_collect(ds)), _ids(_collect(ds))
@@ -182,20 +191,21 @@ def test_training_shuffles_each_epoch_but_keeps_the_examples(build, cache):
   assert len(first) == 80 and first != in_files and second != first
 
 
-@pytest.mark.parametrize("cache", ["memory", None])
-def test_training_images_and_labels_stay_together(build, cache):
+@pytest.mark.parametrize("cache,shuffle", MODES)
+def test_training_images_and_labels_stay_together(build, cache, shuffle):
   expected = _file_examples(build, ["SC02"])
   got = _collect(
       datasets.make_dataset(build, ["SC02"],
                             training=True,
                             batch_size=8,
                             cache=cache,
+                            shuffle=shuffle,
                             with_metadata=True,
                             color=None))
   where = {key: i for i, key in enumerate(_ids(expected))}
   order = [where[key] for key in _ids(got)]
-  np.testing.assert_array_equal(got[schema.IMAGE], expected[schema.IMAGE][order])
-  np.testing.assert_array_equal(got[schema.LABEL], expected[schema.LABEL][order])
+  for key in expected:
+    np.testing.assert_array_equal(got[key], expected[key][order], err_msg=key)
 
 
 def test_training_drops_the_remainder_and_steps_per_epoch_says_so(build):
@@ -210,8 +220,8 @@ def test_training_drops_the_remainder_and_steps_per_epoch_says_so(build):
   assert len(list(kept)) == info.steps_per_epoch(30, drop_remainder=False) == 3
 
 
-@pytest.mark.parametrize("cache", ["memory", None])
-def test_a_seed_fixes_the_order_and_none_does_not(build, cache):
+@pytest.mark.parametrize("cache,shuffle", MODES)
+def test_a_seed_fixes_the_order_and_none_does_not(build, cache, shuffle):
   order = lambda seed: [
       _ids(_collect(ds)) for ds in [
           datasets.make_dataset(build,
@@ -220,6 +230,7 @@ def test_a_seed_fixes_the_order_and_none_does_not(build, cache):
                                 batch_size=4,
                                 seed=seed,
                                 cache=cache,
+                                shuffle=shuffle,
                                 with_metadata=True)
       ] for _ in range(2)
   ]
@@ -347,9 +358,144 @@ def test_dataset_info(build, tmp_path):
       "sleep-edf-20-SC00.tfrecord-00000-of-00002", "sleep-edf-20-SC00.tfrecord-00001-of-00002"
   ]
   assert datasets.dataset_info(build).num_examples == 120  # all subjects
-  assert datasets.num_examples(build, ["SC01"]) == 40
+  assert datasets.dataset_info(build, ["SC01"]).num_examples == 40
   fakes.make_fake_build(str(tmp_path), subjects=("SC00",), nights=(1,), epochs_per_night=7)
   uneven = datasets.dataset_info(str(tmp_path))
   assert uneven.class_counts == (2, 2, 1, 1, 1)  # labels 0 1 2 3 4 0 1
-  assert uneven.class_weights() == pytest.approx({0: 0.7, 1: 0.7, 2: 1.4, 3: 1.4, 4: 1.4})
   assert uneven.steps_per_epoch(2) == 3 and uneven.steps_per_epoch(2, drop_remainder=False) == 4
+
+
+# A full permutation, against what a true permutation gives and what streaming gives.
+
+MANY = dict(subjects=tuple(f"SC{s:02d}" for s in range(20)), epochs_per_night=30, image_size=8)
+BATCH = 16
+
+
+@pytest.fixture(scope="module")
+def many_nights(tmp_path_factory):
+  """40 nights of 30 examples: 1,200 examples, 75 batches of 16."""
+  directory = str(tmp_path_factory.mktemp("many_nights"))
+  fakes.make_fake_build(directory, **MANY)
+  return directory
+
+
+def _night_sequences(ds, epochs: int) -> list[np.ndarray]:
+  """The night (record) of each example, in output order, for each of `epochs` passes."""
+  return [_collect(ds)[schema.RECORD] for _ in range(epochs)]
+
+
+def _composition(nights: np.ndarray) -> tuple[float, float]:
+  """(distinct nights per batch, spread of a night's positions), means over one epoch.
+
+  A night's spread is the standard deviation of its examples' positions in the epoch, as
+  a fraction of the epoch: about 0.29 when they are spread evenly over it.
+  """
+  batches = nights[:len(nights) // BATCH * BATCH].reshape(-1, BATCH)
+  distinct = np.mean([len(set(batch)) for batch in batches])
+  position = np.arange(len(nights)) / len(nights)
+  spread = np.mean([position[nights == night].std() for night in np.unique(nights)])
+  return float(distinct), float(spread)
+
+
+def _permutation_statistics(nights: np.ndarray, draws: int = 400) -> np.ndarray:
+  """[draws, 2] `_composition` of true uniform random permutations of the examples."""
+  rng = np.random.default_rng(0)
+  return np.array([_composition(rng.permutation(nights)) for _ in range(draws)])
+
+
+def test_permutation_statistics_match_the_analytic_expectation():
+  nights = np.repeat(np.arange(40), 30)
+  simulated = _permutation_statistics(nights)
+  # P(a night of m examples is in a batch of b drawn from n) = 1 - C(n - m, b) / C(n, b).
+  n = len(nights)
+  expected = 40 * (1 - math.comb(n - 30, BATCH) / math.comb(n, BATCH))
+  assert simulated[:, 0].mean() == pytest.approx(expected, abs=0.05)
+  # Positions of m of n examples drawn without replacement: variance (n^2 - 1) / 12 / n^2,
+  # less the sample variance's bias (m - 1) / m and the finite population's (n - m) / (n - 1).
+  variance = (n**2 - 1) / 12 / n**2 * (29 / 30) * (n / (n - 1))
+  assert simulated[:, 1].mean() == pytest.approx(math.sqrt(variance), abs=0.01)
+
+
+def test_full_permutation_batches_mix_nights_as_a_true_permutation_and_streams_do_not(many_nights):
+  file_order = _file_examples(many_nights, MANY["subjects"])[schema.RECORD]
+  simulated = _permutation_statistics(file_order)
+  mean, sd = simulated.mean(axis=0), simulated.std(axis=0)
+  make = lambda **kwargs: datasets.make_dataset(many_nights,
+                                                MANY["subjects"],
+                                                training=True,
+                                                batch_size=BATCH,
+                                                color=None,
+                                                with_metadata=True,
+                                                **kwargs)
+  full = [_composition(n) for n in _night_sequences(make(shuffle="full"), epochs=3)]
+  # A buffer 1/10 of the examples, as the trainer's 4,096 is of a Sleep-EDF-20 fold.
+  stream = [
+      _composition(n)
+      for n in _night_sequences(make(shuffle="stream", shuffle_buffer=120), epochs=3)
+  ]
+  for epoch_stats in full:
+    assert np.all(np.abs(np.array(epoch_stats) - mean) < 4 * sd), (epoch_stats, mean, sd)
+  for epoch_stats in stream:
+    assert np.all(np.array(epoch_stats) < mean - 8 * sd), (epoch_stats, mean, sd)
+
+
+def test_same_seed_same_epochs_in_another_process(many_nights):
+  subjects = list(MANY["subjects"][:4])
+  code = ("import json, sys; from tfrecords import datasets; "
+          f"ds = datasets.make_dataset({many_nights!r}, {subjects!r}, training=True, seed=7, "
+          "color=None, with_metadata=True); "
+          "print(json.dumps([[int(i) for _, _, m in ds for i in m['epoch_index']] "
+          "for _ in range(2)]))")
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+  run = subprocess.run([sys.executable, "-c", code],
+                       capture_output=True,
+                       text=True,
+                       cwd=root,
+                       env=env,
+                       timeout=300)
+  assert run.returncode == 0, run.stderr[-2000:]
+  there = json.loads(run.stdout.strip().splitlines()[-1])
+  make = lambda seed: datasets.make_dataset(
+      many_nights, subjects, training=True, seed=seed, color=None, with_metadata=True)
+  here = make(7)
+  here = [_collect(here)[schema.EPOCH_INDEX].tolist() for _ in range(2)]
+  assert here == there
+  assert here[0] != here[1]  # each epoch is a new permutation
+  assert sorted(here[0]) == sorted(here[1])
+  assert _collect(make(8))[schema.EPOCH_INDEX].tolist() != here[0]
+
+
+def test_the_held_examples_outlive_the_builders_references(build):
+  ds = datasets.make_dataset(build, ["SC00"], training=True, batch_size=8, with_metadata=True)
+  gc.collect()  # the variables holding the examples are reachable only through ds
+  assert len(_collect(ds)[schema.LABEL]) == 40 and len(_collect(ds)[schema.LABEL]) == 40
+
+
+def test_full_permutation_without_a_memory_cache_streams_and_says_so(build, caplog):
+  ds = datasets.make_dataset(build, ["SC00"], training=True, batch_size=8, cache=None)
+  assert "shuffle='full' needs cache='memory'" in caplog.text
+  assert sum(len(labels) for _, labels in ds) == 40
+
+
+def test_unknown_shuffle_mode(build):
+  with pytest.raises(ValueError, match="shuffle must be one of .*'full', 'stream'.*got 'random'"):
+    datasets.make_dataset(build, ["SC00"], training=True, shuffle="random")
+
+
+@pytest.mark.parametrize("change", [1, -1])
+def test_full_permutation_checks_each_shards_count_against_the_manifest(build, tmp_path, change):
+  copy = _copy(build, tmp_path)
+  path = os.path.join(copy, manifest_lib.MANIFEST_FILE)
+  with open(path) as f:
+    manifest = json.load(f)
+  night = manifest["recordings"][0]
+  night["num_examples"] += change
+  manifest["subjects"][night["subject"]]["num_examples"] += change
+  with open(path, "w") as f:
+    f.write(manifest_lib.dumps(manifest))
+  shard = os.path.join(copy, night["shard"])
+  expected = ("holds 20 examples, the manifest says 21"
+              if change > 0 else "holds more than the 19 examples the manifest says")
+  with pytest.raises(ValueError, match=f"{shard}: {expected}"):
+    datasets.make_dataset(copy, [night["subject"]], training=True)

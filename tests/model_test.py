@@ -104,5 +104,5 @@ def test_colour_map_on_device_equals_colour_map_on_host():
   on_host.set_weights(on_device.get_weights())
   assert on_device.count_params() == on_host.count_params()
   indices = np.random.default_rng(0).integers(0, 256, (2, 32, 32)).astype("uint8")
-  rgb = (colormaps.lookup_table("viridis")[indices] * 255.0).astype("float32")
+  rgb = colormaps.rgb_table("viridis", "float32")[indices]
   np.testing.assert_allclose(np.asarray(on_device(indices)), np.asarray(on_host(rgb)), atol=1e-6)

@@ -39,7 +39,7 @@ def plot_preview(build_dir: str, path: str, per_stage: int = 4) -> None:
   manifest = manifest_lib.load_manifest(build_dir, allow_incomplete=True)
   stages = manifest["stages"]
   examples = examples_per_stage(build_dir, per_stage)
-  lut = colormaps.lookup_table("viridis")
+  rgb = colormaps.rgb_table("viridis", np.uint8)
   fig = plt.figure(figsize=(2.2 * per_stage + 6, 2.2 * len(stages)), constrained_layout=True)
   grid = fig.add_gridspec(len(stages), per_stage + 3)
   for row, stage in enumerate(stages):
@@ -49,7 +49,7 @@ def plot_preview(build_dir: str, path: str, per_stage: int = 4) -> None:
       ax.set_yticks([])
       if col < len(examples[row]):
         image, title = examples[row][col]
-        ax.imshow(lut[image], aspect="auto")
+        ax.imshow(rgb[image], aspect="auto")
         ax.set_title(title, fontsize=7)
       if col == 0:
         ax.set_ylabel(f"{stage}\n(0-50 Hz, low at bottom)", fontsize=8)
