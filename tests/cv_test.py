@@ -72,6 +72,21 @@ def test_a_bad_fold_is_one_error_line_and_exit_2(cwd_with_demo):
   assert not (cwd_with_demo / "runs" / "bad" / "errors.log").exists()
 
 
+@pytest.mark.parametrize("text, folds", [("all", [0, 1, 2, 3, 4, 5, 6, 7]), ("3", [3]),
+                                         ("0,2,5-7", [0, 2, 5, 6, 7]), ("6-7, 1,1", [1, 6, 7])])
+def test_fold_lists_and_ranges(text, folds):
+  assert cv.parse_folds(text, 8) == folds
+
+
+@pytest.mark.parametrize("text, message", [("8", "--fold 8: this run has folds 0 to 7"),
+                                           ("2-9", "--fold 2-9: this run"),
+                                           ("3-1", "--fold 3-1: this run"),
+                                           ("one", "a list such as 0,2,5-7"), ("1,,2", "got")])
+def test_bad_fold_lists_are_refused(text, message):
+  with pytest.raises(ValueError, match=message):
+    cv.parse_folds(text, 8)
+
+
 @pytest.fixture
 def run_cv(tmp_path, monkeypatch):
   """Calls trainers.cv's main in this process (so train_fold can be replaced)."""

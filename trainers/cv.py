@@ -32,7 +32,9 @@ from absl import flags
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of beam_pipelines.build.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
-_FOLD = flags.DEFINE_string("fold", "0", "Fold number (0-based) or 'all'.")
+_FOLD = flags.DEFINE_string(
+    "fold", "0", "Fold number (0-based), a list and ranges of them "
+    "(e.g. 0,2,5-7), or 'all'.")
 _NUM_FOLDS = flags.DEFINE_integer("num_folds", None, "Default: one fold per subject.")
 _NUM_VALIDATION = flags.DEFINE_integer(
     "num_validation_subjects", 1, "Subjects held out of training to validate on (never the "
@@ -60,20 +62,28 @@ _VERBOSE = flags.DEFINE_bool("verbose", False,
 
 
 def parse_folds(text: str, num_folds: int) -> list[int]:
-  """Fold numbers from --fold: a number or 'all'.
+  """Fold numbers from --fold: 'all', a number, or a list of numbers and ranges ('0,2,5-7').
+
+  Returns:
+    The folds, sorted, each once.
 
   Raises:
-    ValueError: not a fold number of this run.
+    ValueError: not that syntax, or a fold this run does not have.
   """
-  if text == "all":
+  if text.strip() == "all":
     return list(range(num_folds))
-  try:
-    fold = int(text)
-  except ValueError:
-    raise ValueError(f"--fold must be a fold number or 'all', got {text!r}") from None
-  if not 0 <= fold < num_folds:
-    raise ValueError(f"--fold {fold}: this run has folds 0 to {num_folds - 1}")
-  return [fold]
+  chosen = set()
+  for part in text.split(","):
+    first, _, last = part.strip().partition("-")
+    try:
+      low, high = int(first), int(last or first)
+    except ValueError:
+      raise ValueError(f"--fold must be 'all', a fold number or a list such as 0,2,5-7; "
+                       f"got {text!r}") from None
+    if not 0 <= low <= high < num_folds:
+      raise ValueError(f"--fold {part.strip()}: this run has folds 0 to {num_folds - 1}")
+    chosen.update(range(low, high + 1))
+  return sorted(chosen)
 
 
 def _config():
