@@ -137,7 +137,7 @@ def test_another_run_in_the_workdir_is_refused_then_restarted(run_cv, monkeypatc
   monkeypatch.setattr(train_lib, "train_fold", fake_train_fold)
   assert run("--fold", "1") == 0
   first = run_lib.load_run(str(workdir))
-  os.makedirs(workdir / "fold_01")
+  assert (workdir / "fold_01").is_dir()  # made by its claim
   capsys.readouterr()
   assert run("--fold", "1", "--seed", "7") == 2
   err = capsys.readouterr().err
@@ -148,6 +148,37 @@ def test_another_run_in_the_workdir_is_refused_then_restarted(run_cv, monkeypatc
   assert (workdir / "previous" / first["run_id"] / "fold_01").is_dir()
   assert json.loads((workdir / "run.json").read_text())["training"]["seed"] == 7
   assert "restart: moved" in capsys.readouterr().out
+
+
+def test_a_fold_claimed_by_a_live_worker_is_left_to_it(run_cv, monkeypatch, capsys):
+  run, workdir = run_cv
+  trained = []
+
+  def fake_train_fold(config, **kwargs):
+    del kwargs
+    trained.append(config.fold)
+    return {"fold": config.fold, "test_subjects": ["SC00"], "acc": 1.0, "mf1": 1.0, "kappa": 1.0}
+
+  monkeypatch.setattr(train_lib, "train_fold", fake_train_fold)
+  assert run("--fold", "0") == 0  # records the run
+  os.makedirs(workdir / "fold_01")
+  (workdir / "fold_01" / "CLAIM").write_text(
+      json.dumps({
+          "host": "elsewhere",
+          "pid": 1,
+          "heartbeat": 4e9  # fresh for a long time: another worker is on it
+      }))
+  sleeps = []
+
+  def release_after_one_wait(seconds):
+    sleeps.append(seconds)
+    os.remove(workdir / "fold_01" / "CLAIM")  # the other worker finished and let go
+
+  monkeypatch.setattr("time.sleep", release_after_one_wait)
+  assert run("--fold", "0-2", "--claim_timeout", "8") == 0
+  assert trained == [0, 0, 2, 1] and sleeps == [2.0]
+  assert "waiting: fold(s) 1 claimed by other workers" in capsys.readouterr().out
+  assert not (workdir / "fold_00" / "CLAIM").exists()
 
 
 @pytest.mark.slow

@@ -57,6 +57,9 @@ _STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (s
 _RESTART = flags.DEFINE_bool(
     "restart", False, "If --workdir holds another run, move its files to "
     "<workdir>/previous/<run id>/ and start this one (default: refuse, naming the differences).")
+_CLAIM_TIMEOUT = flags.DEFINE_float(
+    "claim_timeout", 600, "Seconds without a heartbeat after which another worker's claim on "
+    "a fold counts as dead and the fold is taken over (workers sharing --workdir).")
 _VERBOSE = flags.DEFINE_bool("verbose", False,
                              "Show TensorFlow's and Keras' own logs, warnings and progress bars.")
 
@@ -131,15 +134,41 @@ def _check_input(config) -> list[int]:
   return fold_numbers
 
 
-def _train(config, fold_numbers) -> None:
+def _train_claimed(config, fold: int) -> bool:
+  """Trains `fold` if this worker can claim it; returns whether it did."""
+  from trainers import claims  # pylint: disable=g-import-not-at-top
   from trainers import train_lib  # pylint: disable=g-import-not-at-top
-  for fold in fold_numbers:
-    print(f"fold {fold}: training ({config.total_epochs} epochs)", flush=True)
-    result = train_lib.train_fold(dataclasses.replace(config, fold=fold))
-    print(
-        f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
-        f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}",
-        flush=True)
+  fold_config = dataclasses.replace(config, fold=fold)
+  directory = train_lib.fold_dir(fold_config)
+  if not claims.try_claim(directory, _CLAIM_TIMEOUT.value):
+    return False
+  print(f"fold {fold}: training ({config.total_epochs} epochs)", flush=True)
+  try:
+    with claims.Heartbeat(directory, max(1.0, _CLAIM_TIMEOUT.value / 10)):
+      result = train_lib.train_fold(fold_config)
+  finally:
+    claims.release(directory)
+  print(
+      f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
+      f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}",
+      flush=True)
+  return True
+
+
+def _train(config, fold_numbers) -> None:
+  """Trains every fold once, sharing them with any other worker on the same workdir.
+
+  A fold claimed by another live worker is left to it and checked again later; one whose
+  worker died (no heartbeat for --claim_timeout seconds) is taken over and resumed.
+  """
+  import time  # pylint: disable=g-import-not-at-top
+  pending = list(fold_numbers)
+  while pending:
+    trained = [fold for fold in pending if _train_claimed(config, fold)]
+    pending = [fold for fold in pending if fold not in trained]
+    if pending and not trained:
+      print(f"waiting: fold(s) {', '.join(map(str, pending))} claimed by other workers", flush=True)
+      time.sleep(min(30.0, _CLAIM_TIMEOUT.value / 4))
 
 
 def main(argv):
