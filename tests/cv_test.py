@@ -191,3 +191,48 @@ def test_the_suggested_command_trains_quietly(cwd_with_demo):
   for noise in ("XLA", "oneDNN", "cuda", "absl::InitializeLog", "WARNING"):
     assert noise not in result.stderr, result.stderr
   assert (cwd_with_demo / "runs" / "demo" / "tensorflow.log").exists()
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_folds_and_a_killed_workers_fold_is_resumed(tmp_path):
+  import time  # pylint: disable=g-import-not-at-top
+  build, workdir = str(tmp_path / "build"), tmp_path / "run"
+  fakes.make_fake_build(build, subjects=("SC00", "SC01", "SC02"), epochs_per_night=6, image_size=32)
+  command = [
+      sys.executable, "-m", "trainers.cv", "--build_dir", build, "--workdir",
+      str(workdir), "--fold", "all", "--weights", "none", "--phase1_epochs", "2", "--phase2_epochs",
+      "0", "--steps_per_epoch", "1", "--batch_size", "4", "--cache", "none", "--claim_timeout", "6"
+  ]
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  killed_fold, deadline = None, time.monotonic() + 600
+  while killed_fold is None and time.monotonic() < deadline and first.poll() is None:
+    for fold in range(3):
+      claim = workdir / f"fold_{fold:02d}" / "CLAIM"
+      state = workdir / f"fold_{fold:02d}" / "state.json"
+      try:
+        mine = json.loads(claim.read_text())["pid"] == first.pid
+      except (OSError, ValueError):
+        continue
+      if mine and state.exists():  # first worker is past epoch 1 of this fold
+        killed_fold = fold
+    time.sleep(0.2)
+  first.kill()
+  first.wait()
+  assert killed_fold is not None
+  assert not (workdir / f"fold_{killed_fold:02d}" / train_lib.DONE).exists()
+  output = second.communicate(timeout=900)[0].decode()
+  assert second.returncode == 0, output[-3000:]
+  assert f"resuming {workdir / f'fold_{killed_fold:02d}'} after epoch 1" in output
+  for fold in range(3):  # each fold trained once: two epochs in its history, no repeats
+    history = json.loads((workdir / f"fold_{fold:02d}" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2], (fold, history)
+    assert (workdir / f"fold_{fold:02d}" / train_lib.DONE).exists()
+  report = subprocess.run(
+      [sys.executable, "-m", "trainers.report", "--workdir",
+       str(workdir), "--require_complete"],
+      env=env,
+      capture_output=True,
+      text=True)
+  assert report.returncode == 0 and "pooled 3 of 3 folds" in report.stdout, report.stderr
