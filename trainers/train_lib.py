@@ -19,6 +19,8 @@ Per fold, `<workdir>/fold_XX/` holds:
   predictions.csv     one row per test epoch: metadata, label, prediction, probabilities
   metrics.json        the fold's ACC, macro-F1, kappa, per-class F1
   DONE                written last
+  CLAIM               while a trainers.cv worker trains the fold: its owner and heartbeat
+                      (trainers/claims.py)
 """
 
 import csv
