@@ -9,8 +9,7 @@ the wall time of one Sleep-EDF-20 fold at the paper's settings and of all 20 fol
 trains on 18 subjects (20 minus the test and the validation subject) for 5 + 15 epochs,
 scores the validation subject after every epoch and the test subject once; subjects are
 taken as equal-sized (42,307 / 20 epochs each). Input pipeline time is not included
-(bench/input_pipeline.py: thousands of images/s, far above these rates).
-Takes about a minute on 2 cores.
+(bench/input_pipeline.py measures it). Measured figures and their commands: BUILD_NOTES.md.
 """
 
 import argparse

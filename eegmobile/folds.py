@@ -101,15 +101,19 @@ def fold_map(subject_ids: Sequence[str], num_folds: int) -> dict[str, int]:
 
 
 def write_fold_map(path: str, subject_ids: Sequence[str], num_folds: int) -> None:
-  """Writes the subject -> fold map as JSON: {"num_folds", "fold_of_subject"}.
+  """Writes the subject -> fold map as JSON once: {"num_folds", "fold_of_subject"}.
 
-  The same subjects give the same bytes. The file is replaced atomically, so folds started
-  in parallel can all write it while a report reads it.
+  The same subjects give the same bytes. The file is created atomically, and only if it is
+  absent: folds started in parallel can all call this while a report reads the file. A map
+  already there is never rewritten: the same map is left as it is, a different one refused.
 
   Args:
     path: destination file (its directory must exist).
     subject_ids: every subject of the dataset, in any order.
     num_folds: number of folds.
+
+  Raises:
+    ValueError: `path` holds a different map (another build or number of folds).
   """
   text = json.dumps({
       "num_folds": num_folds,
@@ -117,12 +121,20 @@ def write_fold_map(path: str, subject_ids: Sequence[str], num_folds: int) -> Non
   },
                     indent=1,
                     sort_keys=True) + "\n"
-  handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-  try:
-    with os.fdopen(handle, "w") as f:
-      f.write(text)
-    os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the map from other users
-    os.replace(temporary, path)
-  except BaseException:
-    os.remove(temporary)
-    raise
+  if not os.path.exists(path):
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
+    try:
+      with os.fdopen(handle, "w") as f:
+        f.write(text)
+      os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the map from other users
+      os.link(temporary, path)  # fails if another process created it meanwhile: compared below
+    except FileExistsError:
+      pass
+    finally:
+      os.remove(temporary)
+  with open(path) as f:
+    existing = f.read()
+  if existing != text:
+    raise ValueError(f"{path}: holds another subject -> fold map than this build's "
+                     f"({num_folds} folds of {len(subject_ids)} subjects); it is never "
+                     "rewritten: use another workdir or start over")

@@ -58,6 +58,9 @@ def test_published_rows_are_self_consistent():
     assert np.mean(list(row["f1"].values())) == pytest.approx(row["mf1"], abs=0.06), row["method"]
   paper = evaluation.PUBLISHED[0]
   assert (paper["acc"], paper["mf1"], paper["kappa"]) == (86.97, 81.42, 0.81)
+  assert "arXiv:2309.07182, Table 1" in paper["source"]
+  for row in evaluation.PUBLISHED[1:]:  # both read from the TinySleepNet repository's table
+    assert "akaraspt/tinysleepnet" in row["source"], row["method"]
 
 
 def test_table_rows_markdown_csv_and_json():

@@ -82,8 +82,20 @@ def test_fold_map_is_stable(tmp_path):
   content = json.loads(a.read_text())
   assert content["num_folds"] == 20 and content["fold_of_subject"]["SC07"] == 7
   assert content["fold_of_subject"] == folds.fold_map(SUBJECTS, 20)
-  folds.write_fold_map(str(a), SUBJECTS, 20)  # rewriting replaces it, leaving nothing else
+  folds.write_fold_map(str(a), SUBJECTS, 20)  # the same map again: left as is, nothing else
   assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
+
+
+def test_a_different_fold_map_is_refused_not_rewritten(tmp_path):
+  path = tmp_path / "folds.json"
+  folds.write_fold_map(str(path), SUBJECTS, 20)
+  before = path.read_text()
+  with pytest.raises(ValueError, match="folds.json: holds another subject -> fold map"):
+    folds.write_fold_map(str(path), SUBJECTS, 10)
+  with pytest.raises(ValueError, match="never rewritten"):
+    folds.write_fold_map(str(path), SUBJECTS[:19], 19)
+  assert path.read_text() == before
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["folds.json"]
 
 
 @pytest.mark.parametrize("fold, num_folds, message", [(20, 20, r"fold must be in \[0, 20\)"),

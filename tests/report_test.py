@@ -11,19 +11,34 @@ import pytest
 from sklearn import metrics as sk
 
 from eegmobile import evaluation
+from trainers import config as config_lib
 from trainers import report_lib
+from trainers import run_lib
 from trainers import train_lib
 
 
-def _fake_workdir(workdir, done_folds, num_folds=3, seed=0):
+def _start_run(workdir, num_folds, seed=0):
+  """Records a run of `num_folds` one-subject folds in workdir, as trainers.cv does."""
+  manifest = {
+      "subset": "sleep-edf-20",
+      "demo": True,
+      "subjects": {
+          f"SC{k:02d}": {} for k in range(num_folds)
+      }
+  }
+  config = config_lib.smoke(workdir=workdir, seed=seed)
+  return run_lib.start_run(config, manifest)
+
+
+def _fake_workdir(workdir, done_folds, num_folds=3, seed=0, run_seed=0):
   rng = np.random.default_rng(seed)
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "folds.json"), "w") as f:
-    json.dump({"num_folds": num_folds, "fold_of_subject": {}}, f)
+  run_id = _start_run(workdir, num_folds, run_seed)["run_id"]
   pooled_labels, pooled_predicted = [], []
   for k in done_folds:
     fold = os.path.join(workdir, f"fold_{k:02d}")
     os.makedirs(fold)
+    with open(os.path.join(fold, run_lib.RUN_FILE), "w") as f:
+      json.dump({"run_id": run_id}, f)
     labels = rng.integers(0, 5, 40)
     predicted = np.where(rng.random(40) < 0.8, labels, (labels + 1) % 5)
     train_lib.write_predictions(os.path.join(fold, "predictions.csv"), [{
@@ -89,5 +104,50 @@ def test_cli_require_complete(tmp_path):
 
 
 def test_not_a_workdir(tmp_path):
-  with pytest.raises(FileNotFoundError, match="no folds.json"):
+  with pytest.raises(run_lib.WorkdirError, match="run.json: no run record"):
     report_lib.write_report(str(tmp_path))
+
+
+def test_pools_only_the_workdirs_run_and_names_it(tmp_path):
+  labels, predicted = _fake_workdir(str(tmp_path), [0, 2])
+  run = run_lib.load_run(str(tmp_path))
+  other = tmp_path / "fold_01"  # finished, but for another run (seed 1)
+  _fake_workdir(str(tmp_path / "elsewhere"), [1], run_seed=1)
+  os.rename(tmp_path / "elsewhere" / "fold_01", other)
+  other_id = json.loads((other / run_lib.RUN_FILE).read_text())["run_id"]
+  assert other_id != run["run_id"] and (other / train_lib.DONE).exists()
+  summary = report_lib.write_report(str(tmp_path))
+  assert summary["folds_done"] == [0, 2] and list(summary["folds_skipped"]) == [1]
+  assert other_id in summary["folds_skipped"][1]
+  assert summary["pooled"]["num_epochs"] == len(labels) == 80
+  table = json.loads((tmp_path / "report" / "table.json").read_text())
+  assert table["run_id"] == run["run_id"] and table["run"]["training"]["seed"] == 0
+  title = (tmp_path / "report" / "table.md").read_text().splitlines()[0]
+  assert f"run {run['run_id']}" in title and "seed 0" in title and "3 folds" in title
+
+
+def _report(workdir, *args):
+  return subprocess.run([sys.executable, "-m", "trainers.report", "--workdir", workdir, *args],
+                        capture_output=True,
+                        text=True)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path):
+  result = _report(str(tmp_path / "nothing"))
+  assert result.returncode == 2
+  assert result.stderr.startswith("error: ") and "no run record" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+  assert not (tmp_path / "nothing" / "errors.log").exists()
+
+
+def test_cli_unexpected_error_is_a_bug_with_its_traceback_in_a_log(tmp_path):
+  _fake_workdir(str(tmp_path), [0])
+  (tmp_path / "fold_00" / "history.json").write_text("[1]")  # not a list of epoch dicts
+  result = _report(str(tmp_path))
+  log = tmp_path / "errors.log"
+  assert result.returncode == 1
+  assert "bug" in result.stderr and str(log) in result.stderr
+  assert "TypeError" in result.stderr and "Traceback" not in result.stderr
+  text = log.read_text()
+  assert "Traceback (most recent call last)" in text and "TypeError" in text
+  assert "trainers.report" in text.splitlines()[0] or "--workdir" in text.splitlines()[0]

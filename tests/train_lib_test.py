@@ -11,6 +11,7 @@ import pytest
 from eegmobile import model as model_lib
 from tests import fakes
 from trainers import config as config_lib
+from trainers import run_lib
 from trainers import train_lib
 
 SUBJECTS = ("SC00", "SC01", "SC02")
@@ -69,6 +70,15 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
   extended = json.loads((fold / "history.json").read_text())
   assert [h["epoch"] for h in extended] == [1, 2, 3] and extended[:2] == history
   assert json.loads((fold / train_lib.DONE).read_text()) == {"epochs": 3}
+
+  run = json.loads((tmp_path / "run.json").read_text())
+  assert json.loads((fold / "run.json").read_text()) == {"run_id": run["run_id"]}
+  stamp = os.path.getmtime(fold / "checkpoint.keras")
+  for other in (dict(seed=1), dict(batch_size=8), dict(phase1_epochs=2), dict(num_folds=2)):
+    with pytest.raises(run_lib.RunMismatchError, match="--restart"):  # refused, not mixed in
+      train_lib.train_fold(dataclasses.replace(longer, **other))
+  assert os.path.getmtime(fold / "checkpoint.keras") == stamp
+  assert json.loads((tmp_path / "run.json").read_text()) == run
 
 
 def test_colour_map_on_device_trains_a_fold(build, tmp_path):

@@ -1,148 +1,94 @@
-"""Folds shared by many workers: which folds to train, and who trains each one.
+"""Fold claims, so several workers sharing a workdir train each fold once.
 
-Several workers (processes, GPUs, machines) given the same workdir on a shared file system
-each run `train_claimed`: a worker claims a fold by creating `<fold dir>/CLAIM`
-atomically (O_CREAT | O_EXCL: exactly one creator wins), keeps the claim alive by
-touching it (a heartbeat thread), trains the fold and removes the claim when the fold is
-done. A claim whose heartbeat is older than `stale_after_s` belongs to a worker that
-died: another worker takes it over (renaming the stale claim away first, which only one
-of several contenders can do) and resumes the fold from its last checkpoint. A worker
-returns once every fold it was given is done, by itself or by others, so every fold is
-trained exactly once.
-
-All file access of the scheme is in this module (`_create_exclusive`, `_touch`, ...),
-so that it can move to another file-system layer in one place.
+A worker claims a fold by creating `<fold dir>/CLAIM` exclusively (O_CREAT | O_EXCL): it
+holds the owner (host, pid) and a heartbeat time the owner refreshes while it trains (a
+thread). A claim whose heartbeat is older than the timeout belongs to a dead worker: it is
+taken over by renaming it away (atomic: only one worker's rename succeeds) and claiming
+again; training then resumes from the fold's checkpoint. All file access of claims is in
+this module, so it can move to tf.io.gfile for object stores.
 """
 
-import dataclasses
 import json
 import os
 import socket
 import threading
 import time
-from typing import Callable, Iterable, Optional, Sequence
-
-from absl import logging
+from typing import Optional
 
 CLAIM = "CLAIM"
 
 
-def parse_folds(spec: str, num_folds: int) -> list[int]:
-  """Fold numbers from "all", "3", "0,2,5-7" (ranges inclusive), sorted, no repeats.
-
-  Raises:
-    ValueError: malformed, empty or out-of-range parts (the message names them).
-  """
-  if spec.strip().lower() == "all":
-    return list(range(num_folds))
-  folds = set()
-  for part in (p.strip() for p in spec.split(",")):
-    low, _, high = part.partition("-")
-    if not low.isdigit() or (high and not high.isdigit()):
-      raise ValueError(f"--fold: {part!r} is not a fold number or a range like 5-7 "
-                       "(use e.g. 3, 0,2,5-7 or all)")
-    first, last = int(low), int(high or low)
-    if first > last:
-      raise ValueError(f"--fold: range {part!r} runs backwards")
-    if last >= num_folds:
-      raise ValueError(f"--fold: fold {last} does not exist; this run has folds "
-                       f"0-{num_folds - 1}")
-    folds.update(range(first, last + 1))
-  return sorted(folds)
+def _owner() -> dict:
+  return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-@dataclasses.dataclass(frozen=True)
-class Claim:
-  """A held claim on one fold."""
-  path: str
-  owner: str
-
-
-def owner_name() -> str:
-  return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _create_exclusive(path: str, text: str) -> bool:
+def _write_new(path: str, value: dict) -> bool:
+  """Creates `path` holding `value` only if it does not exist."""
   try:
-    handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
   except FileExistsError:
     return False
   with os.fdopen(handle, "w") as f:
-    f.write(text)
+    json.dump(value, f)
   return True
 
 
-def _age_s(path: str) -> Optional[float]:
+def read_claim(fold_dir: str) -> Optional[dict]:
+  """The fold's claim ({"host", "pid", "heartbeat"}), or None when unclaimed."""
   try:
-    return time.time() - os.path.getmtime(path)
+    with open(os.path.join(fold_dir, CLAIM)) as f:
+      return json.load(f)
   except FileNotFoundError:
     return None
+  except ValueError:  # being written right now: treat as fresh
+    return {"host": "?", "pid": -1, "heartbeat": time.time()}
 
 
-def _touch(path: str) -> None:
-  os.utime(path)
+def try_claim(fold_dir: str, timeout_s: float) -> bool:
+  """Claims the fold for this process; takes over a claim older than timeout_s.
 
-
-def try_claim(fold_dir: str,
-              *,
-              stale_after_s: float,
-              owner: Optional[str] = None) -> Optional[Claim]:
-  """Claims a fold, taking over a stale claim; None when a live worker holds it.
-
-  Args:
-    fold_dir: the fold's directory (created if missing).
-    stale_after_s: a claim not touched for this long belongs to a dead worker.
-    owner: who claims (default: host:pid).
+  Returns:
+    True when this process now holds the claim.
   """
   os.makedirs(fold_dir, exist_ok=True)
-  owner = owner or owner_name()
   path = os.path.join(fold_dir, CLAIM)
-  text = json.dumps({"owner": owner, "claimed_at": time.time()})
-  if _create_exclusive(path, text):
-    return Claim(path, owner)
-  age = _age_s(path)
-  if age is not None and age < stale_after_s:
-    return None
-  try:  # stale (or just released): only one contender can move it away
-    os.rename(path, f"{path}.stale-{owner.replace(':', '-')}")
-  except FileNotFoundError:
-    pass
-  else:
-    previous = _read_owner(f"{path}.stale-{owner.replace(':', '-')}")
-    logging.warning("%s: taking over from %s, whose claim was not renewed for %.0f s", fold_dir,
-                    previous, age or 0)
-    os.remove(f"{path}.stale-{owner.replace(':', '-')}")
-  return Claim(path, owner) if _create_exclusive(path, text) else None
-
-
-def _read_owner(path: str) -> str:
+  mine = {**_owner(), "heartbeat": time.time()}
+  if _write_new(path, mine):
+    return True
+  held = read_claim(fold_dir)
+  if held is None or time.time() - held["heartbeat"] <= timeout_s:
+    return held is None and _write_new(path, mine)
+  stale = f"{path}.stale-{mine['host']}-{mine['pid']}"
   try:
-    with open(path) as f:
-      return json.load(f).get("owner", "?")
-  except (OSError, ValueError):
-    return "?"
+    os.rename(path, stale)  # only one worker's rename of this claim succeeds
+  except FileNotFoundError:
+    return False  # another worker took it over first
+  os.remove(stale)
+  return _write_new(path, mine)
 
 
-def release(claim: Claim) -> None:
-  """Gives a claim up (the fold is done, or this worker stops on an error)."""
-  if _read_owner(claim.path) == claim.owner:
-    os.remove(claim.path)
+def release(fold_dir: str) -> None:
+  """Removes this process's claim (another's is left alone)."""
+  held = read_claim(fold_dir)
+  if held and (held["host"], held["pid"]) == tuple(_owner().values()):
+    os.remove(os.path.join(fold_dir, CLAIM))
 
 
 class Heartbeat:
-  """Touches a claim every `every_s` seconds while a fold trains (a context manager)."""
+  """Refreshes this process's claim every `interval_s` seconds while in a `with` block."""
 
-  def __init__(self, claim: Claim, every_s: float):
-    self._claim, self._every_s = claim, every_s
+  def __init__(self, fold_dir: str, interval_s: float):
+    self._path = os.path.join(fold_dir, CLAIM)
+    self._interval_s = interval_s
     self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._beat, daemon=True)
+    self._thread = threading.Thread(target=self._run, daemon=True)
 
-  def _beat(self):
-    while not self._stop.wait(self._every_s):
-      try:
-        _touch(self._claim.path)
-      except FileNotFoundError:
-        logging.error("%s: our claim disappeared (taken over?)", self._claim.path)
+  def _run(self):
+    while not self._stop.wait(self._interval_s):
+      part = f"{self._path}.{os.getpid()}.part"
+      with open(part, "w") as f:
+        json.dump({**_owner(), "heartbeat": time.time()}, f)
+      os.replace(part, self._path)
 
   def __enter__(self):
     self._thread.start()
@@ -151,50 +97,3 @@ class Heartbeat:
   def __exit__(self, *exc):
     self._stop.set()
     self._thread.join()
-
-
-def train_claimed(folds: Sequence[int],
-                  fold_dir: Callable[[int], str],
-                  is_done: Callable[[int], bool],
-                  train: Callable[[int], dict],
-                  *,
-                  stale_after_s: float = 600.0,
-                  heartbeat_s: float = 30.0,
-                  poll_s: float = 10.0) -> Iterable[dict]:
-  """Trains every given fold that no live worker holds, until all of them are done.
-
-  Args:
-    folds: the folds this worker may train.
-    fold_dir: fold -> its directory.
-    is_done: fold -> whether it is finished (by anyone).
-    train: fold -> its metrics (resumes from a checkpoint when there is one).
-    stale_after_s: a claim not renewed for this long is taken over.
-    heartbeat_s: how often a held claim is renewed (well below stale_after_s).
-    poll_s: how long to wait when every pending fold is held by other live workers.
-
-  Yields:
-    The metrics of each fold this worker finished.
-  """
-  if heartbeat_s >= stale_after_s:
-    raise ValueError(f"heartbeat ({heartbeat_s} s) must be shorter than the stale time "
-                     f"({stale_after_s} s)")
-  pending = list(folds)
-  while pending:
-    pending = [k for k in pending if not is_done(k)]
-    progressed = False
-    for fold in pending:
-      claim = try_claim(fold_dir(fold), stale_after_s=stale_after_s)
-      if claim is None:
-        continue
-      try:
-        if is_done(fold):  # finished by another worker between our check and our claim
-          continue
-        with Heartbeat(claim, heartbeat_s):
-          yield train(fold)
-        progressed = True
-      finally:
-        release(claim)
-    pending = [k for k in pending if not is_done(k)]
-    if pending and not progressed:
-      logging.info("folds %s are being trained by other workers; waiting", pending)
-      time.sleep(poll_s)

@@ -7,16 +7,23 @@ r"""Train and evaluate folds of subject-wise cross-validation (the EEGMobile fin
 Each fold trains 5 epochs with every layer trainable, then 15 with only the top of the
 backbone and the head (see eegmobile/model.py), and scores its held-out subject. Kill it
 and run the same command again: it resumes after the last finished epoch; finished folds
-are skipped (or extended, when asked for more epochs than they ran). Time, measured by
-bench/train_step.py on 2 CPU cores (float32): about 3.2 h per Sleep-EDF-20 fold, 65 h
-for all 20; on a GPU (the paper used a GTX 1060) it is far less, with mixed precision
-(on by default when a GPU is present) and --colormap_on device. Offline, pass a local
-ImageNet weights file with --weights (the error message says which file). A smoke run:
+are skipped (or extended, when asked for more phase-2 epochs than they ran). A workdir
+holds one run (trainers/run_lib.py): running it with another build or other settings is
+refused, naming the differences; --restart moves the old run to <workdir>/previous/ and
+starts over. On a GPU, mixed precision is on by default; add --colormap_on device.
+BUILD_NOTES.md has measured times. Offline, pass a local ImageNet weights file with
+--weights (the error message says which file). A smoke run on the demo build:
 
   python -m trainers.cv --build_dir out/demo --workdir /tmp/smoke --weights none \
-      --phase1_epochs 1 --phase2_epochs 1 --steps_per_epoch 2 --batch_size 4
+      --phase1_epochs 1 --phase2_epochs 1 --steps_per_epoch 2 --batch_size 4 --fold 3
+
+Exit status: 0 done; 2 bad input (one `error:` line; with no build, the builds there are
+and how to make one); 1 an unexpected error, a bug: its traceback is appended to
+<workdir>/errors.log. TensorFlow's own logs go to <workdir>/tensorflow.log unless --verbose.
 """
 
+import dataclasses
+import os
 import sys
 
 from absl import app
@@ -25,7 +32,9 @@ from absl import flags
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of beam_pipelines.build.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
-_FOLD = flags.DEFINE_string("fold", "0", "Fold number (0-based) or 'all'.")
+_FOLD = flags.DEFINE_string(
+    "fold", "0", "Fold number (0-based), a list and ranges of them "
+    "(e.g. 0,2,5-7), or 'all'.")
 _NUM_FOLDS = flags.DEFINE_integer("num_folds", None, "Default: one fold per subject.")
 _NUM_VALIDATION = flags.DEFINE_integer(
     "num_validation_subjects", 1, "Subjects held out of training to validate on (never the "
@@ -45,40 +54,150 @@ _COLORMAP_ON = flags.DEFINE_enum(
     "(host) or as the model's first layer on the accelerator (device; fastest to feed).")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed.")
 _STEPS = flags.DEFINE_integer("steps_per_epoch", None, "Limit steps per epoch (smoke runs).")
+_RESTART = flags.DEFINE_bool(
+    "restart", False, "If --workdir holds another run, move its files to "
+    "<workdir>/previous/<run id>/ and start this one (default: refuse, naming the differences).")
+_CLAIM_TIMEOUT = flags.DEFINE_float(
+    "claim_timeout", 600, "Seconds without a heartbeat after which another worker's claim on "
+    "a fold counts as dead and the fold is taken over (workers sharing --workdir).")
+_VERBOSE = flags.DEFINE_bool("verbose", False,
+                             "Show TensorFlow's and Keras' own logs, warnings and progress bars.")
+
+
+def parse_folds(text: str, num_folds: int) -> list[int]:
+  """Fold numbers from --fold: 'all', a number, or a list of numbers and ranges ('0,2,5-7').
+
+  Returns:
+    The folds, sorted, each once.
+
+  Raises:
+    ValueError: not that syntax, or a fold this run does not have.
+  """
+  if text.strip() == "all":
+    return list(range(num_folds))
+  chosen = set()
+  for part in text.split(","):
+    first, _, last = part.strip().partition("-")
+    try:
+      low, high = int(first), int(last or first)
+    except ValueError:
+      raise ValueError(f"--fold must be 'all', a fold number or a list such as 0,2,5-7; "
+                       f"got {text!r}") from None
+    if not 0 <= low <= high < num_folds:
+      raise ValueError(f"--fold {part.strip()}: this run has folds 0 to {num_folds - 1}")
+    chosen.update(range(low, high + 1))
+  return sorted(chosen)
+
+
+def _config():
+  from trainers import config as config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.paper(build_dir=_BUILD_DIR.value,
+                          workdir=_WORKDIR.value,
+                          num_folds=_NUM_FOLDS.value,
+                          num_validation_subjects=_NUM_VALIDATION.value,
+                          weights=None if _WEIGHTS.value.lower() == "none" else _WEIGHTS.value,
+                          batch_size=_BATCH.value,
+                          phase1_epochs=_PHASE1.value,
+                          phase2_epochs=_PHASE2.value,
+                          learning_rate=_LR.value,
+                          cache=None if _CACHE.value == "none" else _CACHE.value,
+                          mixed_precision=_MIXED.value,
+                          image_size=_IMAGE_SIZE.value,
+                          color=_COLOR.value,
+                          colormap_on=_COLORMAP_ON.value,
+                          seed=_SEED.value,
+                          steps_per_epoch=_STEPS.value,
+                          validation_steps=_STEPS.value)
+
+
+def _check_input(config) -> list[int]:
+  """Everything about the input that can be checked before training; returns the folds.
+
+  Raises:
+    FileNotFoundError: no build. ValueError: bad fold, settings or build;
+    run_lib.RunMismatchError: the workdir holds another run.
+  """
+  from eegmobile import folds  # pylint: disable=g-import-not-at-top
+  from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
+  from trainers import run_lib  # pylint: disable=g-import-not-at-top
+  manifest = manifest_lib.load_manifest(config.build_dir)
+  if (config.image_size and config.colormap_on == "device" and
+      config.image_size != manifest["image"]["height"]):
+    raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
+  run = run_lib.start_run(config, manifest, restart=_RESTART.value)
+  num_folds = run["folds"]["num_folds"]
+  fold_numbers = parse_folds(_FOLD.value, num_folds)
+  subjects = manifest_lib.subjects(manifest)
+  for fold in fold_numbers:  # refuses an impossible split now, not after hours of training
+    folds.split(subjects, fold, num_folds, num_validation_subjects=config.num_validation_subjects)
+  print(f"{run_lib.describe(run)}\nworkdir {config.workdir}, build {config.build_dir}")
+  return fold_numbers
+
+
+def _train_claimed(config, fold: int) -> bool:
+  """Trains `fold` if this worker can claim it; returns whether it did."""
+  from trainers import claims  # pylint: disable=g-import-not-at-top
+  from trainers import train_lib  # pylint: disable=g-import-not-at-top
+  fold_config = dataclasses.replace(config, fold=fold)
+  directory = train_lib.fold_dir(fold_config)
+  if not claims.try_claim(directory, _CLAIM_TIMEOUT.value):
+    return False
+  print(f"fold {fold}: training ({config.total_epochs} epochs)", flush=True)
+  try:
+    with claims.Heartbeat(directory, max(1.0, _CLAIM_TIMEOUT.value / 10)):
+      result = train_lib.train_fold(fold_config)
+  finally:
+    claims.release(directory)
+  print(
+      f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
+      f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}",
+      flush=True)
+  return True
+
+
+def _train(config, fold_numbers) -> None:
+  """Trains every fold once, sharing them with any other worker on the same workdir.
+
+  A fold claimed by another live worker is left to it and checked again later; one whose
+  worker died (no heartbeat for --claim_timeout seconds) is taken over and resumed.
+  """
+  import time  # pylint: disable=g-import-not-at-top
+  pending = list(fold_numbers)
+  while pending:
+    trained = [fold for fold in pending if _train_claimed(config, fold)]
+    pending = [fold for fold in pending if fold not in trained]
+    if pending and not trained:
+      print(f"waiting: fold(s) {', '.join(map(str, pending))} claimed by other workers", flush=True)
+      time.sleep(min(30.0, _CLAIM_TIMEOUT.value / 4))
 
 
 def main(argv):
   del argv
-  from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
-  from trainers import config as config_lib  # pylint: disable=g-import-not-at-top
-  from trainers import train_lib  # pylint: disable=g-import-not-at-top
-  config = config_lib.paper(build_dir=_BUILD_DIR.value,
-                            workdir=_WORKDIR.value,
-                            num_folds=_NUM_FOLDS.value,
-                            num_validation_subjects=_NUM_VALIDATION.value,
-                            weights=None if _WEIGHTS.value.lower() == "none" else _WEIGHTS.value,
-                            batch_size=_BATCH.value,
-                            phase1_epochs=_PHASE1.value,
-                            phase2_epochs=_PHASE2.value,
-                            learning_rate=_LR.value,
-                            cache=None if _CACHE.value == "none" else _CACHE.value,
-                            mixed_precision=_MIXED.value,
-                            image_size=_IMAGE_SIZE.value,
-                            color=_COLOR.value,
-                            colormap_on=_COLORMAP_ON.value,
-                            seed=_SEED.value,
-                            steps_per_epoch=_STEPS.value,
-                            validation_steps=_STEPS.value)
+  from trainers import cli_lib  # pylint: disable=g-import-not-at-top
   try:
-    manifest = manifest_lib.load_manifest(config.build_dir)
-    num_folds = config.num_folds or len(manifest["subjects"])
-    folds = range(num_folds) if _FOLD.value == "all" else [int(_FOLD.value)]
-    for result in train_lib.cross_validate(config, folds):
-      print(f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
-            f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}")
-  except (FileNotFoundError, ValueError, RuntimeError) as e:
+    config = _config()
+    fold_numbers = _check_input(config)
+  except FileNotFoundError as e:
+    no_build = "no manifest" in str(e)
+    print(cli_lib.no_build_help(_BUILD_DIR.value) if no_build else f"error: {e}", file=sys.stderr)
+    return 2
+  except ValueError as e:  # bad settings, fold or build; run_lib.RunMismatchError
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    print(cli_lib.bug_message(e, cli_lib.report_bug(_WORKDIR.value, e)), file=sys.stderr)
+    return 1
+  # Checking the input imports no TensorFlow (local builds); training does, quietly.
+  cli_lib.quiet(_VERBOSE.value, os.path.join(config.workdir, cli_lib.NATIVE_LOG))
+  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
+  try:
+    _train(config, fold_numbers)
+  except (FileNotFoundError, model_lib.WeightsUnavailableError) as e:  # e.g. a weights file
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    print(cli_lib.bug_message(e, cli_lib.report_bug(config.workdir, e)), file=sys.stderr)
+    return 1
   return 0
 
 

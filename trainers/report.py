@@ -5,8 +5,11 @@ r"""Pool the folds' predictions into the paper's Table 1, with figures.
 Writes <workdir>/report/: table.md, table.csv, table.json (ACC, macro-F1, kappa, per-class
 F1 of the pooled predictions beside the paper's and peers' published rows), folds.csv (each
 fold's ACC, macro-F1, kappa), confusion.png (counts and row-normalised) and curves.png
-(train vs validation accuracy per fold). A run with unfinished folds is marked PARTIAL
-everywhere; --require_complete then exits 1. Takes a few seconds.
+(train vs validation accuracy per fold). It reports the workdir's run (run.json): the
+run id and its key settings head every output, and fold directories of another run are
+skipped and named. A run with unfinished folds is marked PARTIAL everywhere;
+--require_complete then exits 1. Exit 2: bad input (one `error:` line); exit 1 on an
+unexpected error, a bug: its traceback is appended to <workdir>/errors.log.
 """
 
 import sys
@@ -17,19 +20,28 @@ from absl import flags
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "The trainers.cv workdir.")
 _REQUIRE = flags.DEFINE_bool("require_complete", False, "Exit 1 unless every fold is done.")
 
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Show library warnings and logs.")
+
 
 def main(argv):
   del argv
+  from trainers import cli_lib  # pylint: disable=g-import-not-at-top
+  cli_lib.quiet(_VERBOSE.value)
   from trainers import report_lib  # pylint: disable=g-import-not-at-top
+  from trainers import run_lib  # pylint: disable=g-import-not-at-top
   try:
     summary = report_lib.write_report(_WORKDIR.value)
-  except (FileNotFoundError, ValueError) as e:
+  except (FileNotFoundError, run_lib.WorkdirError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  except Exception as e:  # pylint: disable=broad-except
+    print(cli_lib.bug_message(e, cli_lib.report_bug(_WORKDIR.value, e)), file=sys.stderr)
+    return 1
   print(summary["markdown"])
-  print(
-      f"pooled {len(summary['folds_done'])} of {summary['num_folds']} folds -> {summary['out_dir']}"
-  )
+  for reason in summary["folds_skipped"].values():
+    print(f"skipped (another run): {reason}")
+  print(f"pooled {len(summary['folds_done'])} of {summary['num_folds']} folds of run "
+        f"{summary['run_id']} -> {summary['out_dir']}")
   return 1 if _REQUIRE.value and not summary["complete"] else 0
 
 

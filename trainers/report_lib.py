@@ -1,7 +1,9 @@
 """Pooling finished folds into the report (flag-free; trainers.report is its entry point).
 
-A run is complete only when every fold in <workdir>/folds.json has its DONE marker; until
-then every output says PARTIAL and how many folds it pooled.
+The report covers the workdir's run (<workdir>/run.json, see run_lib) and pools only folds
+that record that run's id; a fold directory of another run is skipped and named. A run is
+complete only when every one of its folds has its DONE marker; until then every output
+says PARTIAL and how many folds it pooled. Every output names the run and its settings.
 """
 
 import json
@@ -10,27 +12,27 @@ import os
 import numpy as np
 
 from eegmobile import evaluation
+from trainers import run_lib
 from trainers import train_lib
 
 _UNFINISHED = {"status": "NOT FINISHED", "num_epochs": "", "acc": "", "mf1": "", "kappa": ""}
 
 
-def finished_folds(workdir: str) -> tuple[int, list[int]]:
-  """(number of folds expected, the finished fold numbers).
+def finished_folds(workdir: str, run_id: str) -> tuple[list[int], dict[int, str]]:
+  """(the finished folds of run `run_id`, {fold: why it was skipped} for other folds).
 
-  Raises:
-    FileNotFoundError: no folds.json (no fold was ever started in workdir).
+  A fold directory recording another run id (or none) is skipped even when finished.
   """
-  path = os.path.join(workdir, "folds.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{path}: no folds.json; is {workdir} a trainers.cv workdir?")
-  with open(path) as f:
-    num_folds = json.load(f)["num_folds"]
-  done = [
-      k for k in range(num_folds)
-      if os.path.exists(os.path.join(workdir, f"fold_{k:02d}", train_lib.DONE))
-  ]
-  return num_folds, done
+  done, skipped = [], {}
+  for name in run_lib.fold_dirs(workdir):
+    k = int(name.split("_")[1])
+    directory = os.path.join(workdir, name)
+    fold_run = run_lib.read_json(os.path.join(directory, run_lib.RUN_FILE), {}).get("run_id")
+    if fold_run != run_id:
+      skipped[k] = f"{directory}: belongs to run {fold_run or 'unknown (no run.json)'}"
+    elif os.path.exists(os.path.join(directory, train_lib.DONE)):
+      done.append(k)
+  return done, skipped
 
 
 def _read_folds(workdir: str, done: list[int]):
@@ -51,21 +53,24 @@ def _read_folds(workdir: str, done: list[int]):
 
 
 def write_report(workdir: str) -> dict:
-  """Pools finished folds; writes table.{md,csv,json}, folds.csv, confusion.png, curves.png.
+  """Pools the run's finished folds; writes table.{md,csv,json}, folds.csv and the figures.
 
   Args:
-    workdir: the trainers.cv workdir (holds folds.json and fold_XX/).
+    workdir: the trainers.cv workdir (holds run.json, folds.json and fold_XX/).
 
   Returns:
-    {"complete", "folds_done", "num_folds", "per_fold", "pooled" (metrics), "status",
-     "markdown", "out_dir"}.
+    {"run" (the run record), "run_id", "complete", "folds_done", "folds_skipped"
+     {fold: reason}, "num_folds", "per_fold", "pooled" (metrics), "status", "markdown",
+     "out_dir"}.
 
   Raises:
-    FileNotFoundError: not a workdir. ValueError: no finished fold.
+    run_lib.WorkdirError: not a workdir (no run.json), or no finished fold of its run.
   """
-  num_folds, done = finished_folds(workdir)
+  run = run_lib.load_run(workdir)
+  num_folds = run["folds"]["num_folds"]
+  done, skipped = finished_folds(workdir, run["run_id"])
   if not done:
-    raise ValueError(f"{workdir}: no finished fold to report")
+    raise run_lib.WorkdirError(f"{workdir}: no finished fold of run {run['run_id']} to report")
   labels, predicted, histories, per_fold = _read_folds(workdir, done)
   # Unfinished folds are listed too, so folds.csv cannot pass for a complete run.
   per_fold += [{"fold": k, **_UNFINISHED} for k in range(num_folds) if k not in done]
@@ -74,11 +79,15 @@ def write_report(workdir: str) -> dict:
   complete = len(done) == num_folds
   status = "complete" if complete else f"PARTIAL: {len(done)} of {num_folds} folds"
   rows = evaluation.table_rows(pooled, f"eegmobile ({status})")
-  title = f"Sleep-EDF, {num_folds}-fold subject-wise CV, pooled {len(done)} fold(s) ({status})"
+  title = (f"Sleep-EDF, {num_folds}-fold subject-wise CV, pooled {len(done)} fold(s) "
+           f"({status}); {run_lib.describe(run)}")
   markdown = evaluation.to_markdown(rows, title)
   extra = {
+      "run": run,
+      "run_id": run["run_id"],
       "complete": complete,
       "folds_done": done,
+      "folds_skipped": skipped,
       "num_folds": num_folds,
       "per_fold": per_fold,
       "pooled": pooled,
@@ -95,6 +104,8 @@ def write_report(workdir: str) -> dict:
   for name, text in outputs.items():
     with open(os.path.join(out_dir, name), "w") as f:
       f.write(text)
-  evaluation.plot_confusion(pooled["confusion"], os.path.join(out_dir, "confusion.png"), title)
-  evaluation.plot_curves(histories, os.path.join(out_dir, "curves.png"), title)
+  figure_title = f"{num_folds}-fold CV, {len(done)} pooled ({status}), run {run['run_id']}"
+  evaluation.plot_confusion(pooled["confusion"], os.path.join(out_dir, "confusion.png"),
+                            figure_title)
+  evaluation.plot_curves(histories, os.path.join(out_dir, "curves.png"), figure_title)
   return {**extra, "markdown": markdown, "out_dir": out_dir}

@@ -8,16 +8,19 @@ training as the validation set, the schedule is fixed (5 + 15 epochs, no early s
 the last epoch's weights are evaluated), and the test subject is scored once, at the end.
 
 Per fold, `<workdir>/fold_XX/` holds:
+  run.json            the id of the run the fold belongs to (<workdir>/run.json: run_lib)
   split.json          train / validation / test subjects
   checkpoint.keras    model + optimizer after the last finished epoch (atomic replace)
   state.json          epochs finished and phase; a rerun resumes after the last finished
                       epoch; a done fold is skipped, or extended when asked for more epochs
-  config.json         the TrainConfig of the latest run (a rerun with another one warns)
+  config.json         the TrainConfig of the latest call (a different run is refused)
   history.json/.csv   loss and accuracy per epoch (train and validation), with the phase
   logs/               TensorBoard
   predictions.csv     one row per test epoch: metadata, label, prediction, probabilities
   metrics.json        the fold's ACC, macro-F1, kappa, per-class F1
   DONE                written last
+  CLAIM               while a trainers.cv worker trains the fold: its owner and heartbeat
+                      (trainers/claims.py)
 """
 
 import csv
@@ -35,6 +38,7 @@ from eegmobile import evaluation
 from eegmobile import folds
 from eegmobile import stages
 from tfrecords import manifest as manifest_lib
+from trainers import run_lib
 from trainers.config import TrainConfig
 
 DONE = "DONE"
@@ -186,39 +190,8 @@ def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: in
   _write_json(os.path.join(directory, "state.json"), {"epochs_done": epoch + 1, "phase": phase})
 
 
-def _warn_if_config_changed(path: str, config: TrainConfig) -> None:
-  # Epoch counts may change (that extends a fold); anything else changes what is trained.
-  allowed = {"phase1_epochs", "phase2_epochs", "fold"}
-  previous = _read_json(path)
-  if previous is None:
-    return
-  changed = sorted(k for k, v in dataclasses.asdict(config).items()
-                   if k not in allowed and k in previous and previous[k] != v)
-  if changed:
-    diff = ", ".join(f"{k}: {previous[k]!r} -> {getattr(config, k)!r}" for k in changed)
-    logging.warning("%s: this fold was started with other settings (%s); going on with the new",
-                    path, diff)
-
-
-def train_fold(config: TrainConfig) -> dict:
-  """Trains and evaluates one fold; resumes an interrupted fold, skips a finished one.
-
-  A fold that finished with fewer epochs than `config` asks for is extended: training
-  continues from its last checkpoint and the test subject is scored again.
-
-  Args:
-    config: the run; `config.fold` is the fold to train.
-
-  Returns:
-    The fold's metrics (also in <fold dir>/metrics.json).
-
-  Raises:
-    FileNotFoundError, ValueError: unusable build or fold.
-    model.WeightsUnavailableError: ImageNet weights requested but unavailable.
-  """
-  import keras  # pylint: disable=g-import-not-at-top
-  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
-  directory = fold_dir(config)
+def _finished_metrics(config: TrainConfig, directory: str):
+  """A finished fold's metrics, or None when it must train (an extended fold is reopened)."""
   done = _read_json(os.path.join(directory, DONE))
   if done and done["epochs"] >= config.total_epochs:
     logging.info("fold %d already done after %d epochs (%s); delete %s to retrain", config.fold,
@@ -228,57 +201,85 @@ def train_fold(config: TrainConfig) -> dict:
     logging.info("fold %d was done after %d epochs; extending it to %d", config.fold,
                  done["epochs"], config.total_epochs)
     os.remove(os.path.join(directory, DONE))
-  manifest = manifest_lib.load_manifest(config.build_dir)
+  return None
+
+
+def _prepare_fold(config: TrainConfig, manifest: dict, directory: str,
+                  run: dict) -> folds.FoldSplit:
+  """The fold's split; writes split.json, config.json and the fold's run id."""
   subjects = manifest_lib.subjects(manifest)
-  num_folds = config.num_folds or len(subjects)
   split = folds.split(subjects,
                       config.fold,
-                      num_folds,
+                      run["folds"]["num_folds"],
                       num_validation_subjects=config.num_validation_subjects)
   os.makedirs(directory, exist_ok=True)
-  folds.write_fold_map(os.path.join(config.workdir, "folds.json"), subjects, num_folds)
+  fold_run = os.path.join(directory, run_lib.RUN_FILE)
+  run_lib.create_exclusive(fold_run, json.dumps({"run_id": run["run_id"]}) + "\n")
+  if _read_json(fold_run)["run_id"] != run["run_id"]:
+    raise run_lib.WorkdirError(f"{fold_run}: this fold belongs to run "
+                               f"{_read_json(fold_run)['run_id']}, not {run['run_id']}; "
+                               "pass --restart to start over")
   _write_json(os.path.join(directory, "split.json"), dataclasses.asdict(split))
-  _warn_if_config_changed(os.path.join(directory, "config.json"), config)
   _write_json(os.path.join(directory, "config.json"), dataclasses.asdict(config))
+  return split
+
+
+def _set_precision_and_seed(config: TrainConfig) -> bool:
+  """Sets Keras' global policy and seeds; returns whether mixed precision is on."""
+  import keras  # pylint: disable=g-import-not-at-top
   mixed = _use_mixed_precision(config.mixed_precision)
   # The model is built under its own policy (ModelConfig.mixed_precision); the global policy
   # is set too so that a checkpoint loaded on resume, and the phase-2 recompile (which adds
   # loss scaling only for a mixed-precision model), see the same one.
   keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
   keras.utils.set_random_seed(config.seed)
-  image_size = manifest["image"]["height"]
-  train, val, test = _datasets(config, split, image_size, mixed)
-  epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})["epochs_done"]
+  return mixed
+
+
+def _fit_one_epoch(model, config: TrainConfig, train, val, epoch: int, board) -> dict:
+  """Trains one epoch (Keras' fit) and returns its history dict."""
+  with warnings.catch_warnings():
+    # The datasets' length is unknown to Keras (interleave, unbatch), so each epoch ends
+    # by running out of data, which Keras warns about. Reading to the end is wanted: it
+    # is also what completes the tf.data cache.
+    warnings.filterwarnings("ignore", message="Your input ran out of data")
+    warnings.filterwarnings("ignore", message=".*shuffle=True.* was passed")
+    return model.fit(train,
+                     epochs=epoch + 1,
+                     initial_epoch=epoch,
+                     validation_data=val,
+                     steps_per_epoch=config.steps_per_epoch,
+                     validation_steps=config.validation_steps,
+                     callbacks=[board],
+                     verbose=0).history  # our own line per epoch follows (_train_epochs)
+
+
+def _train_epochs(model, config: TrainConfig, directory: str, train, val, epochs_done: int) -> None:
+  """Trains from `epochs_done` to the last epoch, checkpointing after each."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
   history = _read_json(os.path.join(directory, "history.json"), [])[:epochs_done]
-  model = _load_or_build(config, directory, image_size, epochs_done)
   board = keras.callbacks.TensorBoard(os.path.join(directory, "logs"))
-  logging.info("fold %d/%d: test %s, validation %s, %d training subjects, %s precision",
-               config.fold, num_folds, split.test, split.validation, len(split.train),
-               "mixed" if mixed else "float32")
   for epoch in range(epochs_done, config.total_epochs):
     phase = 1 if epoch < config.phase1_epochs else 2
     if epoch == config.phase1_epochs and epoch > 0:  # phase switch: freeze, fresh Adam
       model_lib.set_trainable_phase(model, 2)
       _compile(model, config.learning_rate)
     start = time.monotonic()
-    with warnings.catch_warnings():
-      # The datasets' length is unknown to Keras (interleave, unbatch), so each epoch ends
-      # by running out of data, which Keras warns about. Reading to the end is wanted: it
-      # is also what completes the tf.data cache.
-      warnings.filterwarnings("ignore", message="Your input ran out of data")
-      warnings.filterwarnings("ignore", message=".*shuffle=True.* was passed")
-      log = model.fit(train,
-                      epochs=epoch + 1,
-                      initial_epoch=epoch,
-                      validation_data=val,
-                      steps_per_epoch=config.steps_per_epoch,
-                      validation_steps=config.validation_steps,
-                      callbacks=[board],
-                      verbose=2)
-    _save_epoch(model, directory, history, log.history, epoch, phase)
+    epoch_log = _fit_one_epoch(model, config, train, val, epoch, board)
+    _save_epoch(model, directory, history, epoch_log, epoch, phase)
     logging.info("fold %d epoch %d/%d (phase %d) in %.0f s: %s", config.fold, epoch + 1,
                  config.total_epochs, phase,
-                 time.monotonic() - start, history[-1])
+                 time.monotonic() - start, _epoch_summary(history[-1]))
+
+
+def _epoch_summary(entry: dict) -> str:
+  keys = ("loss", "accuracy", "val_loss", "val_accuracy")
+  return ", ".join(f"{k} {entry[k]:.4f}" for k in keys if k in entry)
+
+
+def _score(model, config: TrainConfig, directory: str, split: folds.FoldSplit, test) -> dict:
+  """Predicts the test subjects; writes predictions.csv, metrics.json, then DONE."""
   rows = _predict(model, test)
   write_predictions(os.path.join(directory, "predictions.csv"), rows)
   labels = np.array([r["label"] for r in rows])
@@ -293,14 +294,57 @@ def train_fold(config: TrainConfig) -> dict:
   return metrics
 
 
-def cross_validate(config: TrainConfig, fold_numbers: Iterable[int]) -> list[dict]:
+def train_fold(config: TrainConfig, *, restart: bool = False) -> dict:
+  """Trains and evaluates one fold; resumes an interrupted fold, skips a finished one.
+
+  The workdir's run must be the one `config` asks for (see run_lib): resuming with other
+  settings is refused. A fold that finished with fewer epochs than `config` asks for is
+  extended: training continues from its last checkpoint and the test subject is scored
+  again.
+
+  Args:
+    config: the run; `config.fold` is the fold to train.
+    restart: the workdir holds another run: move it to <workdir>/previous/ and start over.
+
+  Returns:
+    The fold's metrics (also in <fold dir>/metrics.json).
+
+  Raises:
+    FileNotFoundError, ValueError: unusable build or fold.
+    run_lib.RunMismatchError: the workdir holds another run (and restart is False).
+    model.WeightsUnavailableError: ImageNet weights requested but unavailable.
+  """
+  manifest = manifest_lib.load_manifest(config.build_dir)
+  run = run_lib.start_run(config, manifest, restart=restart)
+  directory = fold_dir(config)
+  finished = _finished_metrics(config, directory)
+  if finished is not None:
+    return finished
+  split = _prepare_fold(config, manifest, directory, run)
+  mixed = _set_precision_and_seed(config)
+  image_size = manifest["image"]["height"]
+  train, val, test = _datasets(config, split, image_size, mixed)
+  epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})["epochs_done"]
+  model = _load_or_build(config, directory, image_size, epochs_done)
+  logging.info("fold %d/%d (run %s): test %s, validation %s, %d training subjects, %s precision",
+               config.fold, run["folds"]["num_folds"], run["run_id"], split.test, split.validation,
+               len(split.train), "mixed" if mixed else "float32")
+  _train_epochs(model, config, directory, train, val, epochs_done)
+  return _score(model, config, directory, split, test)
+
+
+def cross_validate(config: TrainConfig,
+                   fold_numbers: Iterable[int],
+                   *,
+                   restart: bool = False) -> list[dict]:
   """Trains the given folds one after another (each resumable); returns their metrics.
 
   Args:
     config: the run; its `fold` is ignored.
     fold_numbers: the folds to train, in order.
+    restart: see `train_fold`.
 
   Returns:
     Each fold's metrics (see `train_fold`).
   """
-  return [train_fold(dataclasses.replace(config, fold=f)) for f in fold_numbers]
+  return [train_fold(dataclasses.replace(config, fold=f), restart=restart) for f in fold_numbers]
