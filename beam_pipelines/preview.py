@@ -8,6 +8,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tfrecords import filesystems
+
 _BUILD_DIR = flags.DEFINE_string("build_dir", "out/demo", "A build directory.")
 _OUTPUT = flags.DEFINE_string("output", None, "PNG path. Default: <build_dir>-preview.png.")
 _PER_STAGE = flags.DEFINE_integer("per_stage", 4, "Example images per stage.")
@@ -27,4 +29,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # After reading s3:// (tensorflow-io), leave with our status, not the SDK's abort at exit.
+  app.run(filesystems.exits_cleanly(main))

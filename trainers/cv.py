@@ -29,6 +29,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tfrecords import filesystems
+
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of beam_pipelines.build.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
@@ -202,4 +204,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # After reading s3:// (tensorflow-io), leave with our status, not the SDK's abort at exit.
+  app.run(filesystems.exits_cleanly(main))

@@ -19,6 +19,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tfrecords import filesystems
+
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _MODEL = flags.DEFINE_string("model", None, "Saved Keras model (.keras).", required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the export goes.", required=True)
@@ -68,4 +70,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # After reading s3:// (tensorflow-io), leave with our status, not the SDK's abort at exit.
+  app.run(filesystems.exits_cleanly(main))

@@ -17,6 +17,8 @@ import sys
 from absl import app
 from absl import flags
 
+from tfrecords import filesystems
+
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "The trainers.cv workdir.")
 _REQUIRE = flags.DEFINE_bool("require_complete", False, "Exit 1 unless every fold is done.")
 
@@ -46,4 +48,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  # After reading s3:// (tensorflow-io), leave with our status, not the SDK's abort at exit.
+  app.run(filesystems.exits_cleanly(main))
