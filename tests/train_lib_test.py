@@ -139,3 +139,11 @@ def test_a_short_run_beats_chance_on_separable_stages(tmp_path):
 @pytest.mark.slow
 def test_the_same_run_on_shuffled_labels_does_not(tmp_path):
   assert _learned_accuracy(tmp_path, shuffle_labels=True) < 40.0
+
+
+def test_shuffle_settings_follow_the_cache_and_refuse_what_cannot_be():
+  assert config_lib.paper().shuffle_mode == "full"  # the paper: a full shuffle each epoch
+  assert config_lib.paper(cache=None).shuffle_mode == "stream"
+  assert config_lib.paper(shuffle="stream").shuffle_mode == "stream"
+  with pytest.raises(ValueError, match="needs cache 'memory'"):
+    config_lib.paper(shuffle="full", cache=None)

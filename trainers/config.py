@@ -28,7 +28,10 @@ class TrainConfig:
     color: "viridis" or "grey".
     seed: initialisation and shuffling.
     steps_per_epoch, validation_steps: None = whole sets (tests use a few steps).
-    shuffle_buffer: examples held for shuffling.
+    shuffle: "auto" (full with the memory cache, else stream), "full" (every epoch a uniform random permutation of the training set, held
+      in memory as uint8; needs cache "memory") or "stream" (shard interleave and a
+      shuffle buffer, for data that does not fit in memory).
+    shuffle_buffer: examples held for shuffling (stream only).
     colormap_on: "host" (tf.data yields RGB floats) or "device" (tf.data yields the uint8
       indices and the model's first layer applies the colour map: 12x fewer bytes to feed).
     batch_norm_momentum: None = Keras' 0.999; lower for very short runs (see model.py).
@@ -50,6 +53,7 @@ class TrainConfig:
   seed: int = 0
   steps_per_epoch: Optional[int] = None
   validation_steps: Optional[int] = None
+  shuffle: str = "auto"
   shuffle_buffer: int = 4096
   colormap_on: str = "host"
   batch_norm_momentum: Optional[float] = None
@@ -59,8 +63,21 @@ class TrainConfig:
       raise ValueError(f"mixed_precision must be auto, on or off, got {self.mixed_precision!r}")
     if self.colormap_on not in ("host", "device"):
       raise ValueError(f"colormap_on must be host or device, got {self.colormap_on!r}")
+    if self.shuffle not in ("auto", "full", "stream"):
+      raise ValueError(f"shuffle must be auto, full or stream, got {self.shuffle!r}")
+    if self.shuffle == "full" and self.cache != "memory":
+      raise ValueError(
+          "shuffle 'full' holds the training set in memory: it needs cache "
+          f"'memory', not {self.cache!r}; use --shuffle stream for a file cache or none")
     if self.phase1_epochs < 0 or self.phase2_epochs < 0:
       raise ValueError("epochs per phase must be >= 0")
+
+  @property
+  def shuffle_mode(self) -> str:
+    """"full" or "stream": what `shuffle` means with this cache."""
+    if self.shuffle == "auto":
+      return "full" if self.cache == "memory" else "stream"
+    return self.shuffle
 
   @property
   def total_epochs(self) -> int:

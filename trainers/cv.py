@@ -47,6 +47,11 @@ _PHASE1 = flags.DEFINE_integer("phase1_epochs", 5, "Epochs training every layer.
 _PHASE2 = flags.DEFINE_integer("phase2_epochs", 15, "Epochs training the top only.")
 _LR = flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 _CACHE = flags.DEFINE_string("cache", "memory", "'memory', a file path prefix, or 'none'.")
+_SHUFFLE = flags.DEFINE_enum(
+    "shuffle", "auto", ["auto", "full", "stream"], "auto: full with --cache memory, else "
+    "stream. full: every epoch a uniform random permutation of "
+    "the training set, held in memory (needs --cache memory); stream: shard interleave and a "
+    "shuffle buffer, for data that does not fit in memory.")
 _MIXED = flags.DEFINE_enum("mixed_precision", "auto", ["auto", "on", "off"],
                            "auto: on only when a GPU is present.")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Resize images; default: the build's.")
@@ -103,6 +108,7 @@ def _config():
                           phase2_epochs=_PHASE2.value,
                           learning_rate=_LR.value,
                           cache=None if _CACHE.value == "none" else _CACHE.value,
+                          shuffle=_SHUFFLE.value,
                           mixed_precision=_MIXED.value,
                           image_size=_IMAGE_SIZE.value,
                           color=_COLOR.value,

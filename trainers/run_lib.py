@@ -36,7 +36,7 @@ PREVIOUS_DIR = "previous"
 # which), and phase2_epochs (more epochs extend a run's folds; each fold records its own).
 RUN_FIELDS = ("num_validation_subjects", "weights", "batch_size", "phase1_epochs", "learning_rate",
               "mixed_precision", "image_size", "color", "seed", "steps_per_epoch",
-              "validation_steps", "shuffle_buffer", "colormap_on", "batch_norm_momentum")
+              "validation_steps", "shuffle", "shuffle_buffer", "colormap_on", "batch_norm_momentum")
 
 
 class WorkdirError(ValueError):

@@ -79,6 +79,7 @@ def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixe
                                 split.train,
                                 training=True,
                                 cache=config.cache,
+                                shuffle=config.shuffle_mode,
                                 shuffle_buffer=config.shuffle_buffer,
                                 **common)
   val = datasets.make_dataset(config.build_dir,
