@@ -24,7 +24,7 @@ def cwd_with_demo(tmp_path_factory):
   fakes.make_fake_build(str(directory / "out" / "demo"),
                         subjects=DEMO_SUBJECTS,
                         epochs_per_night=4,
-                        image_size=8)
+                        image_size=32)
   return directory
 
 
@@ -65,6 +65,13 @@ def test_no_build_tells_what_to_run_next(cwd_with_demo):
   assert not (cwd_with_demo / "runs").exists()
 
 
+def test_images_too_small_for_the_model_are_bad_input(tmp_path):
+  fakes.make_fake_build(str(tmp_path / "tiny"), epochs_per_night=2, image_size=8)
+  result = _cv(tmp_path, "--build_dir", "tiny", "--workdir", "runs/tiny", "--fold", "0")
+  assert result.returncode == 2
+  assert result.stderr.startswith("error: tiny: images of 8x8 pixels; the model needs at least")
+
+
 def test_a_bad_fold_is_one_error_line_and_exit_2(cwd_with_demo):
   result = _cv(cwd_with_demo, "--build_dir", "out/demo", "--workdir", "runs/bad", "--fold", "4")
   assert result.returncode == 2
@@ -91,7 +98,7 @@ def test_bad_fold_lists_are_refused(text, message):
 def run_cv(tmp_path, monkeypatch):
   """Calls trainers.cv's main in this process (so train_fold can be replaced)."""
   build = str(tmp_path / "build")
-  fakes.make_fake_build(build, subjects=DEMO_SUBJECTS, epochs_per_night=4, image_size=8)
+  fakes.make_fake_build(build, subjects=DEMO_SUBJECTS, epochs_per_night=4, image_size=32)
   workdir = tmp_path / "run"
   monkeypatch.setattr(sys, "argv", ["trainers.cv", "--fold", "1"])
 

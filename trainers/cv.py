@@ -132,6 +132,10 @@ def _check_input(config) -> list[int]:
   if (config.image_size and config.colormap_on == "device" and
       config.image_size != manifest["image"]["height"]):
     raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
+  size = config.image_size or manifest["image"]["height"]
+  if size < 32:  # MobileNetV3's smallest input
+    raise ValueError(f"{config.build_dir}: images of {size}x{size} pixels; the model needs at "
+                     "least 32x32 (pass --image_size, or rebuild with a larger --image_size)")
   run = run_lib.start_run(config, manifest, restart=_RESTART.value)
   num_folds = run["folds"]["num_folds"]
   fold_numbers = parse_folds(_FOLD.value, num_folds)
