@@ -47,7 +47,6 @@ and in the manifest, which is then marked incomplete); 2 for unusable arguments 
 
 import dataclasses
 import datetime
-import difflib
 import logging as std_logging
 import os
 import sys
@@ -57,6 +56,8 @@ import traceback
 from absl import app
 from absl import flags
 from absl import logging
+
+from beam_pipelines import options
 
 # Flags live here only: flags defined in library modules collide when imported twice.
 _DATA_DIR = flags.DEFINE_string(
@@ -87,52 +88,16 @@ _VERBOSE = flags.DEFINE_bool(
     "<output_dir>/build.log) and Beam's own warnings.")
 
 
-def beam_option_parser():
-  """An argparse parser knowing every Beam pipeline option (as Beam itself builds it)."""
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
-  try:  # the DaskRunner's options (the dask extra) exist once its module is imported
-    from apache_beam.runners.dask import dask_runner  # pylint: disable=g-import-not-at-top,unused-import
-  except ImportError:
-    pass
-
-  def subclasses(cls):
-    for sub in cls.__subclasses__():
-      yield sub
-      yield from subclasses(sub)
-
-  parser = po._BeamArgumentParser(allow_abbrev=False)  # pylint: disable=protected-access
-  for cls in {str(c): c for c in subclasses(po.PipelineOptions)}.values():
-    cls._add_argparse_args(parser)  # pylint: disable=protected-access
-  return parser
-
-
-def unknown_arguments(args: list[str]) -> list[str]:
-  """The arguments that are not Beam pipeline options (our own flags are parsed already)."""
-  return beam_option_parser().parse_known_args(args)[1]
-
-
-def _suggestion(argument: str, known: list[str]) -> str:
-  name = argument.split("=", 1)[0]
-  close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-  return f" (did you mean {close[0]}?)" if close else ""
-
-
 def _parse_flags(argv):
   """Our flags via absl; the rest must be Beam pipeline options, or the run stops here."""
   rest = flags.FLAGS(argv, known_only=True)
   if not _VERBOSE.value:
     _quiet_beam()
-  unknown = unknown_arguments(rest[1:])
+  unknown = options.unknown_arguments(rest[1:])
   if unknown:
-    parser = beam_option_parser()
-    known = [f"--{name}" for name in flags.FLAGS] + [
-        option for action in parser._actions for option in action.option_strings  # pylint: disable=protected-access
-    ]
-    problems = [
-        f"{a}{_suggestion(a, known)}" if a.startswith("-") else f"{a} (not a flag)" for a in unknown
-    ]
-    print("error: unknown argument(s): " + "; ".join(problems) + ". This command takes its own "
-          "flags (python -m beam_pipelines.build --helpshort) and Beam pipeline options.",
+    print("error: unknown argument(s): " + options.describe_unknown(unknown, list(flags.FLAGS)) +
+          ". This command takes its own flags (python -m beam_pipelines.build --helpshort) and "
+          "Beam pipeline options.",
           file=sys.stderr)
     sys.exit(2)
   return rest
