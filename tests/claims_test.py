@@ -4,6 +4,9 @@ import json
 import os
 import time
 
+import pytest
+
+from tests import servers
 from trainers import claims
 
 
@@ -44,3 +47,71 @@ def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
     time.sleep(0.3)
   assert claims.read_claim(fold)["heartbeat"] > first
   assert sorted(os.listdir(fold)) == [claims.CLAIM]
+
+
+# S3 claims, against a local moto server.
+
+
+@pytest.fixture(name="s3")
+def _s3(monkeypatch):
+  pytest.importorskip("moto", reason="needs moto[server] (test extra)")
+  with servers.s3_server() as server:
+    for name, value in server.tensorflow_env.items():
+      monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+    yield server
+
+
+def _s3_claim_of_another_worker(s3, fold_url, age_s):
+  import boto3  # pylint: disable=g-import-not-at-top
+  bucket, _, key = fold_url[len("s3://"):].partition("/")
+  boto3.client("s3").put_object(Bucket=bucket,
+                                Key=key + "/" + claims.CLAIM,
+                                Body=json.dumps({
+                                    "host": "elsewhere",
+                                    "pid": 1,
+                                    "heartbeat": time.time() - age_s
+                                }).encode())
+
+
+def test_an_s3_fold_is_claimed_once_by_conditional_create(s3):
+  fold = s3.url("runs", "fold_00")
+  assert claims.try_claim(fold, timeout_s=60)
+  held = claims.read_claim(fold)
+  assert held["pid"] == os.getpid() and time.time() - held["heartbeat"] < 5
+  assert not claims.try_claim(fold, timeout_s=60)  # the second create gets 412
+  claims.release(fold)
+  assert claims.read_claim(fold) is None and claims.try_claim(fold, timeout_s=60)
+
+
+def test_an_s3_claim_live_is_respected_and_dead_taken_over_by_one_contender(s3):
+  live, dead = s3.url("runs", "fold_00"), s3.url("runs", "fold_01")
+  _s3_claim_of_another_worker(s3, live, age_s=5)
+  _s3_claim_of_another_worker(s3, dead, age_s=120)
+  assert not claims.try_claim(live, timeout_s=60)
+  claims.release(live)  # not ours: left alone
+  assert claims.read_claim(live)["host"] == "elsewhere"
+  # Two contenders read the same stale ETag; only one conditional put wins.
+  _, stale_etag = claims._s3_read(claims._s3_join(dead))  # pylint: disable=protected-access
+  url = claims._s3_join(dead)  # pylint: disable=protected-access
+  wins = [
+      claims._s3_put(url, {
+          "host": h,
+          "pid": 2,
+          "heartbeat": time.time()
+      }, IfMatch=stale_etag)  # pylint: disable=protected-access
+      for h in ("a", "b")
+  ]
+  assert wins == [True, False] and claims.read_claim(dead)["host"] == "a"
+
+
+def test_an_s3_stale_claim_is_taken_over_and_the_heartbeat_keeps_it_fresh(s3):
+  fold = s3.url("runs", "fold_00")
+  _s3_claim_of_another_worker(s3, fold, age_s=120)
+  assert claims.try_claim(fold, timeout_s=60)
+  first = claims.read_claim(fold)
+  assert first["pid"] == os.getpid()
+  with claims.Heartbeat(fold, interval_s=0.05):
+    time.sleep(0.5)
+  assert claims.read_claim(fold)["heartbeat"] > first["heartbeat"]
+  assert list(servers.s3_objects(s3, "runs/fold_00")) == [claims.CLAIM]

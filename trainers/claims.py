@@ -5,7 +5,7 @@ holds the owner (host, pid) and a heartbeat time the owner refreshes while it tr
 thread). A claim whose heartbeat is older than the timeout belongs to a dead worker: it is
 taken over by renaming it away (atomic: only one worker's rename succeeds) and claiming
 again; training then resumes from the fold's checkpoint. All file access of claims is in
-this module, so it can move to tf.io.gfile for object stores.
+this module. A fold dir that is an s3:// URL uses S3 conditional writes instead (below).
 """
 
 import json
@@ -35,6 +35,8 @@ def _write_new(path: str, value: dict) -> bool:
 
 def read_claim(fold_dir: str) -> Optional[dict]:
   """The fold's claim ({"host", "pid", "heartbeat"}), or None when unclaimed."""
+  if _is_s3(fold_dir):
+    return _s3_read(_s3_join(fold_dir))[0]
   try:
     with open(os.path.join(fold_dir, CLAIM)) as f:
       return json.load(f)
@@ -50,6 +52,8 @@ def try_claim(fold_dir: str, timeout_s: float) -> bool:
   Returns:
     True when this process now holds the claim.
   """
+  if _is_s3(fold_dir):
+    return _s3_try_claim(fold_dir, timeout_s)
   os.makedirs(fold_dir, exist_ok=True)
   path = os.path.join(fold_dir, CLAIM)
   mine = {**_owner(), "heartbeat": time.time()}
@@ -69,6 +73,9 @@ def try_claim(fold_dir: str, timeout_s: float) -> bool:
 
 def release(fold_dir: str) -> None:
   """Removes this process's claim (another's is left alone)."""
+  if _is_s3(fold_dir):
+    _s3_release(fold_dir)
+    return
   held = read_claim(fold_dir)
   if held and (held["host"], held["pid"]) == tuple(_owner().values()):
     os.remove(os.path.join(fold_dir, CLAIM))
@@ -78,6 +85,7 @@ class Heartbeat:
   """Refreshes this process's claim every `interval_s` seconds while in a `with` block."""
 
   def __init__(self, fold_dir: str, interval_s: float):
+    self._fold_dir = fold_dir
     self._path = os.path.join(fold_dir, CLAIM)
     self._interval_s = interval_s
     self._stop = threading.Event()
@@ -85,6 +93,9 @@ class Heartbeat:
 
   def _run(self):
     while not self._stop.wait(self._interval_s):
+      if _is_s3(self._fold_dir):
+        _s3_heartbeat(self._fold_dir)
+        continue
       part = f"{self._path}.{os.getpid()}.part"
       with open(part, "w") as f:
         json.dump({**_owner(), "heartbeat": time.time()}, f)
@@ -97,3 +108,97 @@ class Heartbeat:
   def __exit__(self, *exc):
     self._stop.set()
     self._thread.join()
+
+
+# Object-store claims (s3:// fold dirs). The same protocol on S3 conditional writes: a claim
+# is created with If-None-Match "*" (one creator wins, the others get 412), refreshed with
+# If-Match <the ETag this process last wrote>, and a stale one taken over with If-Match <the
+# stale ETag> (one contender wins). Endpoint and credentials: boto3's standard settings
+# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL), with
+# tensorflow-io's S3_ENDPOINT accepted as the endpoint when AWS_ENDPOINT_URL is unset.
+
+_ETAGS: dict[str, str] = {}  # s3 claim URL -> ETag of this process's last write
+_ETAGS_LOCK = threading.Lock()
+
+
+def _is_s3(path: str) -> bool:
+  return path.startswith("s3://")
+
+
+def _s3():
+  import boto3  # pylint: disable=g-import-not-at-top
+  endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("S3_ENDPOINT") or None
+  return boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION"))
+
+
+def _split(url: str) -> tuple[str, str]:
+  bucket, _, key = url[len("s3://"):].partition("/")
+  return bucket, key
+
+
+def _s3_join(fold_dir: str) -> str:
+  return fold_dir.rstrip("/") + "/" + CLAIM
+
+
+def _s3_put(url: str, value: dict, **condition) -> bool:
+  """Puts `value` at `url` under a condition (IfNoneMatch/IfMatch); False when it fails."""
+  from botocore import exceptions  # pylint: disable=g-import-not-at-top
+  bucket, key = _split(url)
+  try:
+    etag = _s3().put_object(Bucket=bucket, Key=key, Body=json.dumps(value).encode(),
+                            **condition)["ETag"]
+  except exceptions.ClientError as e:
+    if e.response.get("Error",
+                      {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
+                                          "NoSuchKey", "412", "409"):
+      return False
+    raise
+  with _ETAGS_LOCK:
+    _ETAGS[url] = etag
+  return True
+
+
+def _s3_read(url: str) -> tuple[Optional[dict], Optional[str]]:
+  """(claim, ETag) of the claim object at `url`, or (None, None) when there is none."""
+  from botocore import exceptions  # pylint: disable=g-import-not-at-top
+  bucket, key = _split(url)
+  try:
+    response = _s3().get_object(Bucket=bucket, Key=key)
+  except exceptions.ClientError as e:
+    if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+      return None, None
+    raise
+  return json.loads(response["Body"].read()), response["ETag"]
+
+
+def _s3_try_claim(fold_dir: str, timeout_s: float) -> bool:
+  url = _s3_join(fold_dir)
+  mine = {**_owner(), "heartbeat": time.time()}
+  if _s3_put(url, mine, IfNoneMatch="*"):
+    return True
+  held, etag = _s3_read(url)
+  if held is None:
+    return _s3_put(url, mine, IfNoneMatch="*")
+  if time.time() - held["heartbeat"] <= timeout_s:
+    return False
+  return _s3_put(url, mine, IfMatch=etag)  # only one contender's conditional put succeeds
+
+
+def _s3_release(fold_dir: str) -> None:
+  url = _s3_join(fold_dir)
+  held, _ = _s3_read(url)
+  if held and (held["host"], held["pid"]) == tuple(_owner().values()):
+    bucket, key = _split(url)
+    _s3().delete_object(Bucket=bucket, Key=key)
+  with _ETAGS_LOCK:
+    _ETAGS.pop(url, None)
+
+
+def _s3_heartbeat(fold_dir: str) -> None:
+  url = _s3_join(fold_dir)
+  with _ETAGS_LOCK:
+    etag = _ETAGS.get(url)
+  if etag is not None:  # a failed put means another worker took the claim over: stop
+    if not _s3_put(url, {**_owner(), "heartbeat": time.time()}, IfMatch=etag):
+      with _ETAGS_LOCK:
+        _ETAGS.pop(url, None)
