@@ -274,3 +274,92 @@ def test_a_fold_trains_from_a_build_in_s3_and_the_process_exits_cleanly(tmp_path
   assert run.returncode == 0, run.stderr[-3000:]  # not tensorflow-io's abort at exit (134)
   assert "fold 1 (SC01): ACC" in run.stdout
   assert (tmp_path / "runs" / "fold_01" / "DONE").exists()
+
+
+def _s3_env(s3) -> dict:
+  return {**os.environ, "PYTHONPATH": ROOT, **s3.tensorflow_env}
+
+
+def _tiny(build, workdir, *extra):
+  return [
+      sys.executable, "-m", "trainers.cv", "--build_dir", build, "--workdir", workdir, "--weights",
+      "none", "--phase2_epochs", "0", "--steps_per_epoch", "1", "--batch_size", "4", "--cache",
+      "none", *extra
+  ]
+
+
+def test_an_s3_workdir_of_another_run_is_refused_and_a_gs_one_too(tmp_path):
+  pytest.importorskip("moto", reason="needs moto[server] (test extra)")
+  from tests import servers  # pylint: disable=g-import-not-at-top
+  build = str(tmp_path / "build")
+  fakes.make_fake_build(build, subjects=DEMO_SUBJECTS, epochs_per_night=4, image_size=32)
+  with servers.s3_server() as s3:
+    url = s3.url("runs", "paper")
+    first = subprocess.run(_tiny(build, url, "--fold", "99", "--phase1_epochs", "1"),
+                           env=_s3_env(s3),
+                           capture_output=True,
+                           text=True,
+                           timeout=300)
+    assert first.returncode == 2 and "--fold 99" in first.stderr, first.stderr[-2000:]
+    recorded = servers.s3_objects(s3, "runs/paper")
+    assert sorted(recorded) == [run_lib.FOLDS_FILE, run_lib.RUN_FILE]
+    other = subprocess.run(_tiny(build, url, "--fold", "0", "--phase1_epochs", "1",
+                                 "--learning_rate", "0.5"),
+                           env=_s3_env(s3),
+                           capture_output=True,
+                           text=True,
+                           timeout=300)
+    assert other.returncode == 2, other.stderr[-2000:]
+    assert url in other.stderr and "learning_rate" in other.stderr, other.stderr[-2000:]
+    assert servers.s3_objects(s3, "runs/paper") == recorded  # nothing rewritten
+  gs = subprocess.run(_tiny(build, "gs://b/runs", "--fold", "0"),
+                      env={
+                          **os.environ, "PYTHONPATH": ROOT
+                      },
+                      capture_output=True,
+                      text=True,
+                      timeout=300)
+  assert gs.returncode == 2 and "gs://b/runs: only local paths and s3://" in gs.stderr
+
+
+@pytest.mark.slow
+def test_two_workers_share_an_s3_workdir_and_a_killed_workers_fold_is_resumed(tmp_path):
+  pytest.importorskip("moto", reason="needs moto[server] (test extra)")
+  import time  # pylint: disable=g-import-not-at-top
+  from tests import servers  # pylint: disable=g-import-not-at-top
+  build = str(tmp_path / "build")
+  fakes.make_fake_build(build, subjects=("SC00", "SC01", "SC02"), epochs_per_night=6, image_size=32)
+  with servers.s3_server() as s3:
+    url, env = s3.url("runs", "paper"), _s3_env(s3)
+    command = _tiny(build, url, "--fold", "all", "--phase1_epochs", "2", "--claim_timeout", "6")
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    killed_fold, deadline = None, time.monotonic() + 600
+    while killed_fold is None and time.monotonic() < deadline and first.poll() is None:
+      objects = servers.s3_objects(s3, "runs/paper")
+      for fold in range(3):
+        claim = objects.get(f"fold_{fold:02d}/CLAIM")
+        if (claim and json.loads(claim)["pid"] == first.pid and
+            f"fold_{fold:02d}/state.json" in objects):  # first worker uploaded epoch 1
+          killed_fold = fold
+      time.sleep(0.2)
+    first.kill()
+    first.wait()
+    assert killed_fold is not None
+    output = second.communicate(timeout=900)[0].decode()
+    assert second.returncode == 0, output[-3000:]
+    assert f"fold_{killed_fold:02d} after epoch 1" in output, output[-3000:]
+    objects = servers.s3_objects(s3, "runs/paper")
+    for fold in range(3):  # each fold trained once: two epochs in its history, no repeats
+      history = json.loads(objects[f"fold_{fold:02d}/history.json"])
+      assert [h["epoch"] for h in history] == [1, 2], (fold, history)
+      assert f"fold_{fold:02d}/{train_lib.DONE}" in objects
+      assert f"fold_{fold:02d}/CLAIM" not in objects  # released
+    report = subprocess.run(
+        [sys.executable, "-m", "trainers.report", "--workdir", url, "--require_complete"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300)
+    assert report.returncode == 0 and "pooled 3 of 3 folds" in report.stdout, report.stderr
+    assert "report/table.md" in servers.s3_objects(s3, "runs/paper")

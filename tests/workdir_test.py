@@ -67,3 +67,21 @@ def test_the_mirror_of_a_url_is_stable_and_distinct(tmp_path):
   a = workdir.mirror("s3://b/runs/paper", str(tmp_path))
   assert a == workdir.mirror("s3://b/runs/paper/", str(tmp_path))
   assert a != workdir.mirror("s3://b/runs/other", str(tmp_path))
+
+
+def test_progress_files_are_uploaded_after_the_checkpoint(s3, tmp_path, monkeypatch):
+  for name in ("state.json", "checkpoint.keras", "history.json", "a.txt"):
+    (tmp_path / name).write_text(name)
+  order = []
+  real = workdir.client
+
+  def recording():
+    s3_client = real()
+    upload_file = s3_client.upload_file
+    s3_client.upload_file = lambda path, *a, **k: (order.append(os.path.basename(path)),
+                                                   upload_file(path, *a, **k))
+    return s3_client
+
+  monkeypatch.setattr(workdir, "client", recording)
+  workdir.upload(str(tmp_path), s3.url("f"), last=("history.json", "state.json"))
+  assert order == ["a.txt", "checkpoint.keras", "history.json", "state.json"]

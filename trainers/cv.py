@@ -31,6 +31,9 @@ from absl import flags
 
 from tfrecords import filesystems
 
+# An s3:// --workdir: the URL; config.workdir is then this worker's local scratch mirror.
+_remote_workdir = None
+
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of beam_pipelines.build.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
@@ -136,14 +139,57 @@ def _check_input(config) -> list[int]:
   if size < 32:  # MobileNetV3's smallest input
     raise ValueError(f"{config.build_dir}: images of {size}x{size} pixels; the model needs at "
                      "least 32x32 (pass --image_size, or rebuild with a larger --image_size)")
-  run = run_lib.start_run(config, manifest, restart=_RESTART.value)
+  if _remote_workdir:
+    run = _start_remote_run(config, manifest)
+  else:
+    run = run_lib.start_run(config, manifest, restart=_RESTART.value)
   num_folds = run["folds"]["num_folds"]
   fold_numbers = parse_folds(_FOLD.value, num_folds)
   subjects = manifest_lib.subjects(manifest)
   for fold in fold_numbers:  # refuses an impossible split now, not after hours of training
     folds.split(subjects, fold, num_folds, num_validation_subjects=config.num_validation_subjects)
-  print(f"{run_lib.describe(run)}\nworkdir {config.workdir}, build {config.build_dir}")
+  print(f"{run_lib.describe(run)}\nworkdir {_remote_workdir or config.workdir}, "
+        f"build {config.build_dir}")
   return fold_numbers
+
+
+# Uploaded after a fold's other files, so the store never shows progress ahead of its checkpoint.
+_PROGRESS_FILES = ("history.json", "state.json", "predictions.csv", "metrics.json", "DONE")
+
+
+def _start_remote_run(config, manifest) -> dict:
+  """start_run for an s3:// workdir: its run.json is created once (conditional put) or compared.
+
+  Raises:
+    run_lib.RunMismatchError: the workdir holds another run. ValueError: --restart asked.
+  """
+  from trainers import run_lib  # pylint: disable=g-import-not-at-top
+  from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  if _RESTART.value:
+    raise ValueError(f"{_remote_workdir}: --restart is not supported for s3:// workdirs; "
+                     "use a new workdir URL")
+  remote_run = f"{_remote_workdir}/{run_lib.RUN_FILE}"
+  for _ in range(2):  # a second pass when another worker created run.json meanwhile
+    recorded = workdir_lib.read_text(remote_run)
+    if recorded is not None:
+      with open(os.path.join(config.workdir, run_lib.RUN_FILE), "w") as f:
+        f.write(recorded)
+    try:
+      run = run_lib.start_run(config, manifest)
+    except run_lib.RunMismatchError as e:
+      raise run_lib.RunMismatchError(
+          str(e).replace(config.workdir, _remote_workdir), e.differences) from None
+    if recorded is not None:
+      return run
+    local_run = os.path.join(config.workdir, run_lib.RUN_FILE)
+    with open(local_run) as f:
+      created = workdir_lib.create_exclusive(remote_run, f.read())
+    if created:
+      with open(os.path.join(config.workdir, run_lib.FOLDS_FILE)) as f:
+        workdir_lib.create_exclusive(f"{_remote_workdir}/{run_lib.FOLDS_FILE}", f.read())
+      return run
+    os.remove(local_run)
+  raise AssertionError("unreachable: run.json exists after a failed conditional create")
 
 
 def _train_claimed(config, fold: int) -> bool:
@@ -151,15 +197,28 @@ def _train_claimed(config, fold: int) -> bool:
   from trainers import claims  # pylint: disable=g-import-not-at-top
   from trainers import train_lib  # pylint: disable=g-import-not-at-top
   fold_config = dataclasses.replace(config, fold=fold)
+  from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   directory = train_lib.fold_dir(fold_config)
-  if not claims.try_claim(directory, _CLAIM_TIMEOUT.value):
+  claimed = directory
+  after_epoch = None
+  if _remote_workdir:  # claim in the store; train in the mirror, uploading each checkpoint
+    claimed = f"{_remote_workdir}/{os.path.basename(directory)}"
+
+    def after_epoch(local_dir):
+      workdir_lib.upload(local_dir, claimed, skip=(claims.CLAIM,), last=_PROGRESS_FILES)
+
+  if not claims.try_claim(claimed, _CLAIM_TIMEOUT.value):
     return False
   print(f"fold {fold}: training ({config.total_epochs} epochs)", flush=True)
   try:
-    with claims.Heartbeat(directory, max(1.0, _CLAIM_TIMEOUT.value / 10)):
-      result = train_lib.train_fold(fold_config)
+    with claims.Heartbeat(claimed, max(1.0, _CLAIM_TIMEOUT.value / 10)):
+      if _remote_workdir:  # resume from what a previous worker uploaded
+        workdir_lib.download(claimed, directory, skip=(claims.CLAIM,))
+      result = train_lib.train_fold(fold_config, after_epoch=after_epoch)
+      if _remote_workdir:
+        after_epoch(directory)  # predictions, metrics, DONE
   finally:
-    claims.release(directory)
+    claims.release(claimed)
   print(
       f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
       f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}",
@@ -185,9 +244,15 @@ def _train(config, fold_numbers) -> None:
 
 def main(argv):
   del argv
+  global _remote_workdir
   from trainers import cli_lib  # pylint: disable=g-import-not-at-top
+  from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   try:
+    workdir_lib.check(_WORKDIR.value)
     config = _config()
+    if workdir_lib.is_s3(_WORKDIR.value):
+      _remote_workdir = _WORKDIR.value.rstrip("/")
+      config = dataclasses.replace(config, workdir=workdir_lib.scratch(_remote_workdir))
     fold_numbers = _check_input(config)
   except FileNotFoundError as e:
     no_build = "no manifest" in str(e)
@@ -204,7 +269,8 @@ def main(argv):
   from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
   try:
     _train(config, fold_numbers)
-  except (FileNotFoundError, model_lib.WeightsUnavailableError) as e:  # e.g. a weights file
+  except (FileNotFoundError, model_lib.WeightsUnavailableError,
+          workdir_lib.WorkdirError) as e:  # e.g. a weights file, an unreachable store
     print(f"error: {e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except

@@ -8,10 +8,12 @@ fold's ACC, macro-F1, kappa), confusion.png (counts and row-normalised) and curv
 (train vs validation accuracy per fold). It reports the workdir's run (run.json): the
 run id and its key settings head every output, and fold directories of another run are
 skipped and named. A run with unfinished folds is marked PARTIAL everywhere;
---require_complete then exits 1. Exit 2: bad input (one `error:` line); exit 1 on an
+--require_complete then exits 1. An s3:// workdir is downloaded to a local scratch copy,
+pooled there, and its report/ uploaded back to <workdir>/report/. Exit 2: bad input (one `error:` line); exit 1 on an
 unexpected error, a bug: its traceback is appended to <workdir>/errors.log.
 """
 
+import os
 import sys
 
 from absl import app
@@ -31,9 +33,19 @@ def main(argv):
   cli_lib.quiet(_VERBOSE.value)
   from trainers import report_lib  # pylint: disable=g-import-not-at-top
   from trainers import run_lib  # pylint: disable=g-import-not-at-top
+  from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  remote = _WORKDIR.value.rstrip("/") if workdir_lib.is_s3(_WORKDIR.value) else None
   try:
-    summary = report_lib.write_report(_WORKDIR.value)
-  except (FileNotFoundError, run_lib.WorkdirError) as e:
+    workdir_lib.check(_WORKDIR.value)
+    if remote:  # pool a local copy of the run; the report goes back to the store
+      local = workdir_lib.scratch(remote)
+      workdir_lib.download(remote, local, skip=("CLAIM",))
+      summary = report_lib.write_report(local)
+      workdir_lib.upload(summary["out_dir"], f"{remote}/{os.path.basename(summary['out_dir'])}")
+      summary["out_dir"] = f"{remote}/{os.path.basename(summary['out_dir'])}"
+    else:
+      summary = report_lib.write_report(_WORKDIR.value)
+  except (FileNotFoundError, run_lib.WorkdirError, workdir_lib.WorkdirError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except

@@ -29,7 +29,7 @@ import json
 import os
 import time
 import warnings
-from typing import Iterable
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 from absl import logging
@@ -255,8 +255,14 @@ def _fit_one_epoch(model, config: TrainConfig, train, val, epoch: int, board) ->
                      verbose=0).history  # our own line per epoch follows (_train_epochs)
 
 
-def _train_epochs(model, config: TrainConfig, directory: str, train, val, epochs_done: int) -> None:
-  """Trains from `epochs_done` to the last epoch, checkpointing after each."""
+def _train_epochs(model,
+                  config: TrainConfig,
+                  directory: str,
+                  train,
+                  val,
+                  epochs_done: int,
+                  after_epoch: Optional[Callable[[str], None]] = None) -> None:
+  """Trains from `epochs_done` to the last epoch, checkpointing after each (then after_epoch)."""
   import keras  # pylint: disable=g-import-not-at-top
   from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
   history = _read_json(os.path.join(directory, "history.json"), [])[:epochs_done]
@@ -269,6 +275,8 @@ def _train_epochs(model, config: TrainConfig, directory: str, train, val, epochs
     start = time.monotonic()
     epoch_log = _fit_one_epoch(model, config, train, val, epoch, board)
     _save_epoch(model, directory, history, epoch_log, epoch, phase)
+    if after_epoch is not None:
+      after_epoch(directory)
     logging.info("fold %d epoch %d/%d (phase %d) in %.0f s: %s", config.fold, epoch + 1,
                  config.total_epochs, phase,
                  time.monotonic() - start, _epoch_summary(history[-1]))
@@ -295,7 +303,10 @@ def _score(model, config: TrainConfig, directory: str, split: folds.FoldSplit, t
   return metrics
 
 
-def train_fold(config: TrainConfig, *, restart: bool = False) -> dict:
+def train_fold(config: TrainConfig,
+               *,
+               restart: bool = False,
+               after_epoch: Optional[Callable[[str], None]] = None) -> dict:
   """Trains and evaluates one fold; resumes an interrupted fold, skips a finished one.
 
   The workdir's run must be the one `config` asks for (see run_lib): resuming with other
@@ -306,6 +317,8 @@ def train_fold(config: TrainConfig, *, restart: bool = False) -> dict:
   Args:
     config: the run; `config.fold` is the fold to train.
     restart: the workdir holds another run: move it to <workdir>/previous/ and start over.
+    after_epoch: called with the fold dir after each epoch's checkpoint is written (e.g. to
+      upload it to an object-store workdir).
 
   Returns:
     The fold's metrics (also in <fold dir>/metrics.json).
@@ -330,7 +343,7 @@ def train_fold(config: TrainConfig, *, restart: bool = False) -> dict:
   logging.info("fold %d/%d (run %s): test %s, validation %s, %d training subjects, %s precision",
                config.fold, run["folds"]["num_folds"], run["run_id"], split.test, split.validation,
                len(split.train), "mixed" if mixed else "float32")
-  _train_epochs(model, config, directory, train, val, epochs_done)
+  _train_epochs(model, config, directory, train, val, epochs_done, after_epoch)
   return _score(model, config, directory, split, test)
 
 

@@ -13,6 +13,7 @@ Only local paths and s3:// URLs are workdirs; other schemes (gs://) are refused.
 import contextlib
 import hashlib
 import os
+import tempfile
 from typing import Iterator, Optional
 
 CACHE_ROOT = os.path.join(os.path.expanduser("~"), ".cache", "eegmobile", "workdirs")
@@ -55,6 +56,13 @@ def mirror(url: str, root: Optional[str] = None) -> str:
   """The local scratch directory that mirrors an s3:// workdir."""
   digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
   return os.path.join(root or CACHE_ROOT, digest)
+
+
+def scratch(url: str, root: Optional[str] = None) -> str:
+  """A new local directory of this process under the mirror of `url` (workers may share a host)."""
+  base = mirror(url, root)
+  os.makedirs(base, exist_ok=True)
+  return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
 
 
 @contextlib.contextmanager
@@ -102,8 +110,11 @@ def read_text(url: str) -> Optional[str]:
       raise
 
 
-def download(url: str, local_dir: str) -> list[str]:
-  """Copies every object under the prefix `url` into `local_dir`; returns the relative names."""
+def download(url: str, local_dir: str, skip: tuple[str, ...] = ()) -> list[str]:
+  """Copies every object under the prefix `url` into `local_dir`; returns the relative names.
+
+  Objects whose base name is in `skip` (e.g. the claim) are left out.
+  """
   bucket, prefix = split(url.rstrip("/") + "/")
   names = []
   with reported(url, "read"):
@@ -111,6 +122,8 @@ def download(url: str, local_dir: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
       for item in page.get("Contents", []):
         name = item["Key"][len(prefix):]
+        if name.rsplit("/", 1)[-1] in skip:
+          continue
         target = os.path.join(local_dir, *name.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
         partial = target + ".download"
@@ -120,21 +133,28 @@ def download(url: str, local_dir: str) -> list[str]:
   return sorted(names)
 
 
-def upload(local_dir: str, url: str, skip: tuple[str, ...] = ()) -> list[str]:
+def upload(local_dir: str, url: str, skip: tuple[str, ...] = (),
+           last: tuple[str, ...] = ()) -> list[str]:
   """Copies every file under `local_dir` to the prefix `url`; returns the relative names.
 
   Files whose base name is in `skip` (e.g. the claim, which has its own protocol) stay.
+  Files whose base name is in `last` go after all others, in that order: a progress marker
+  (state.json) is never in the store before the checkpoint it describes.
   """
   bucket, prefix = split(url.rstrip("/") + "/")
+  paths = [
+      os.path.join(directory, base)
+      for directory, _, files in os.walk(local_dir)
+      for base in files
+      if base not in skip and not base.endswith((".download", ".tmp", ".part"))
+  ]
+  order = {base: i for i, base in enumerate(last)}
+  paths.sort(key=lambda p: (order.get(os.path.basename(p), -1), p))
   names = []
   with reported(url, "write"):
     s3 = client()
-    for directory, _, files in os.walk(local_dir):
-      for base in files:
-        if base in skip or base.endswith((".download", ".tmp", ".part")):
-          continue
-        path = os.path.join(directory, base)
-        name = os.path.relpath(path, local_dir).replace(os.sep, "/")
-        s3.upload_file(path, bucket, prefix + name)
-        names.append(name)
+    for path in paths:
+      name = os.path.relpath(path, local_dir).replace(os.sep, "/")
+      s3.upload_file(path, bucket, prefix + name)
+      names.append(name)
   return sorted(names)
