@@ -36,7 +36,8 @@ _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of bea
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
 _FOLD = flags.DEFINE_string(
     "fold", "0", "Fold number (0-based), a list and ranges of them "
-    "(e.g. 0,2,5-7), or 'all'.")
+    "(e.g. 0,2,5-7), or 'all'; 'final' (alone or in a list, e.g. all,final) trains the model "
+    "to ship on every subject into <workdir>/final, with its model card.")
 _NUM_FOLDS = flags.DEFINE_integer("num_folds", None, "Default: one fold per subject.")
 _NUM_VALIDATION = flags.DEFINE_integer(
     "num_validation_subjects", 1, "Subjects held out of training to validate on (never the "
@@ -70,6 +71,8 @@ _CLAIM_TIMEOUT = flags.DEFINE_float(
 _VERBOSE = flags.DEFINE_bool("verbose", False,
                              "Show TensorFlow's and Keras' own logs, warnings and progress bars.")
 
+FINAL = -1  # train_lib.FINAL (importing train_lib here would import TensorFlow)
+
 
 def parse_folds(text: str, num_folds: int) -> list[int]:
   """Fold numbers from --fold: 'all', a number, or a list of numbers and ranges ('0,2,5-7').
@@ -83,7 +86,13 @@ def parse_folds(text: str, num_folds: int) -> list[int]:
   if text.strip() == "all":
     return list(range(num_folds))
   chosen = set()
-  for part in text.split(","):
+  parts = [part for part in text.split(",") if part.strip() != "final"]
+  final = [FINAL] if len(parts) < len(text.split(",")) else []
+  if not parts and final:
+    return final
+  if parts == ["all"]:
+    return list(range(num_folds)) + final
+  for part in parts:
     first, _, last = part.strip().partition("-")
     try:
       low, high = int(first), int(last or first)
@@ -93,7 +102,7 @@ def parse_folds(text: str, num_folds: int) -> list[int]:
     if not 0 <= low <= high < num_folds:
       raise ValueError(f"--fold {part.strip()}: this run has folds 0 to {num_folds - 1}")
     chosen.update(range(low, high + 1))
-  return sorted(chosen)
+  return sorted(chosen) + final  # final last: its card pools the folds before it
 
 
 def _config():
@@ -140,7 +149,8 @@ def _check_input(config) -> list[int]:
   num_folds = run["folds"]["num_folds"]
   fold_numbers = parse_folds(_FOLD.value, num_folds)
   subjects = manifest_lib.subjects(manifest)
-  for fold in fold_numbers:  # refuses an impossible split now, not after hours of training
+  for fold in (f for f in fold_numbers
+               if f != FINAL):  # refuses an impossible split now, not after hours of training
     folds.split(subjects, fold, num_folds, num_validation_subjects=config.num_validation_subjects)
   print(f"{run_lib.describe(run)}\nworkdir {config.workdir}, build {config.build_dir}")
   return fold_numbers
@@ -154,12 +164,21 @@ def _train_claimed(config, fold: int) -> bool:
   directory = train_lib.fold_dir(fold_config)
   if not claims.try_claim(directory, _CLAIM_TIMEOUT.value):
     return False
-  print(f"fold {fold}: training ({config.total_epochs} epochs)", flush=True)
+  name = "final" if fold == FINAL else f"fold {fold}"
+  print(f"{name}: training ({config.total_epochs} epochs)", flush=True)
   try:
     with claims.Heartbeat(directory, max(1.0, _CLAIM_TIMEOUT.value / 10)):
       result = train_lib.train_fold(fold_config)
   finally:
     claims.release(directory)
+  if fold == FINAL:
+    cv = result["evaluation"]["cross_validation"]
+    done = "none" if cv == "none" else f"{cv['num_folds_done']} fold(s) pooled"
+    print(
+        f"final: {directory}/{result['model_file']}, model card {directory}/model_card.json "
+        f"(cross-validation metrics: {done})",
+        flush=True)
+    return True
   print(
       f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
       f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}",
