@@ -2,7 +2,16 @@ r"""Train and evaluate folds of subject-wise cross-validation (the EEGMobile fin
 
   python -m trainers.cv --build_dir out/sleep-edf-20 --workdir runs/paper --fold 3
   python -m trainers.cv --build_dir out/sleep-edf-20 --workdir runs/paper --fold all
+  python -m trainers.cv --build_dir out/sleep-edf-20 --workdir runs/paper --fold final
   python -m trainers.report --workdir runs/paper
+
+--fold final (or all,final) trains the model to ship: every subject of the build, the
+same schedule and settings, no validation and no test subject, into <workdir>/final of the
+same run (the run identity does not depend on the fold). After the last epoch it writes
+model_card.json and MODEL_CARD.md (trainers/model_card.py): the build's preprocessing,
+classes, training settings, run id and, when the workdir holds finished folds of the run,
+their pooled cross-validation metrics (train the folds first). trainers.export takes the
+directory: --model <workdir>/final.
 
 Each fold trains 5 epochs with every layer trainable, then 15 with only the top of the
 backbone and the head (see eegmobile/model.py), and scores its held-out subject. Kill it
