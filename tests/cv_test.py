@@ -80,7 +80,10 @@ def test_a_bad_fold_is_one_error_line_and_exit_2(cwd_with_demo):
 
 
 @pytest.mark.parametrize("text, folds", [("all", [0, 1, 2, 3, 4, 5, 6, 7]), ("3", [3]),
-                                         ("0,2,5-7", [0, 2, 5, 6, 7]), ("6-7, 1,1", [1, 6, 7])])
+                                         ("0,2,5-7", [0, 2, 5, 6, 7]), ("6-7, 1,1", [1, 6, 7]),
+                                         ("final", [-1]),
+                                         ("all,final", [0, 1, 2, 3, 4, 5, 6, 7, -1]),
+                                         ("final,2", [2, -1])])
 def test_fold_lists_and_ranges(text, folds):
   assert cv.parse_folds(text, 8) == folds
 

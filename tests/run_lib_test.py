@@ -68,10 +68,12 @@ def test_restart_moves_the_old_run_aside(manifest, tmp_path, capsys):
   old = run_lib.start_run(config, manifest)
   os.makedirs(tmp_path / "fold_01")
   (tmp_path / "fold_01" / "DONE").write_text("{}")
+  os.makedirs(tmp_path / "final")  # trainers.cv --fold final: part of the same run
   new = run_lib.start_run(dataclasses.replace(config, seed=5), manifest, restart=True)
   assert new["run_id"] != old["run_id"] and run_lib.load_run(str(tmp_path)) == new
   moved = tmp_path / "previous" / old["run_id"]
   assert (moved / "fold_01" / "DONE").exists() and not (tmp_path / "fold_01").exists()
+  assert (moved / "final").is_dir() and not (tmp_path / "final").exists()
   assert json.loads((moved / "run.json").read_text()) == old
   assert str(moved) in capsys.readouterr().out
 

@@ -2,7 +2,16 @@ r"""Train and evaluate folds of subject-wise cross-validation (the EEGMobile fin
 
   python -m trainers.cv --build_dir out/sleep-edf-20 --workdir runs/paper --fold 3
   python -m trainers.cv --build_dir out/sleep-edf-20 --workdir runs/paper --fold all
+  python -m trainers.cv --build_dir out/sleep-edf-20 --workdir runs/paper --fold final
   python -m trainers.report --workdir runs/paper
+
+--fold final (or all,final) trains the model to ship: every subject of the build, the
+same schedule and settings, no validation and no test subject, into <workdir>/final of the
+same run (the run identity does not depend on the fold). After the last epoch it writes
+model_card.json and MODEL_CARD.md (trainers/model_card.py): the build's preprocessing,
+classes, training settings, run id and, when the workdir holds finished folds of the run,
+their pooled cross-validation metrics (train the folds first). trainers.export takes the
+directory: --model <workdir>/final.
 
 Each fold trains 5 epochs with every layer trainable, then 15 with only the top of the
 backbone and the head (see eegmobile/model.py), and scores its held-out subject. Kill it
@@ -39,7 +48,8 @@ _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of bea
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "Checkpoints, logs and predictions.")
 _FOLD = flags.DEFINE_string(
     "fold", "0", "Fold number (0-based), a list and ranges of them "
-    "(e.g. 0,2,5-7), or 'all'.")
+    "(e.g. 0,2,5-7), or 'all'; 'final' (alone or in a list, e.g. all,final) trains the model "
+    "to ship on every subject into <workdir>/final, with its model card.")
 _NUM_FOLDS = flags.DEFINE_integer("num_folds", None, "Default: one fold per subject.")
 _NUM_VALIDATION = flags.DEFINE_integer(
     "num_validation_subjects", 1, "Subjects held out of training to validate on (never the "
@@ -73,6 +83,8 @@ _CLAIM_TIMEOUT = flags.DEFINE_float(
 _VERBOSE = flags.DEFINE_bool("verbose", False,
                              "Show TensorFlow's and Keras' own logs, warnings and progress bars.")
 
+FINAL = -1  # train_lib.FINAL (importing train_lib here would import TensorFlow)
+
 
 def parse_folds(text: str, num_folds: int) -> list[int]:
   """Fold numbers from --fold: 'all', a number, or a list of numbers and ranges ('0,2,5-7').
@@ -86,7 +98,13 @@ def parse_folds(text: str, num_folds: int) -> list[int]:
   if text.strip() == "all":
     return list(range(num_folds))
   chosen = set()
-  for part in text.split(","):
+  parts = [part for part in text.split(",") if part.strip() != "final"]
+  final = [FINAL] if len(parts) < len(text.split(",")) else []
+  if not parts and final:
+    return final
+  if parts == ["all"]:
+    return list(range(num_folds)) + final
+  for part in parts:
     first, _, last = part.strip().partition("-")
     try:
       low, high = int(first), int(last or first)
@@ -96,7 +114,7 @@ def parse_folds(text: str, num_folds: int) -> list[int]:
     if not 0 <= low <= high < num_folds:
       raise ValueError(f"--fold {part.strip()}: this run has folds 0 to {num_folds - 1}")
     chosen.update(range(low, high + 1))
-  return sorted(chosen)
+  return sorted(chosen) + final  # final last: its card pools the folds before it
 
 
 def _config():
@@ -146,7 +164,8 @@ def _check_input(config) -> list[int]:
   num_folds = run["folds"]["num_folds"]
   fold_numbers = parse_folds(_FOLD.value, num_folds)
   subjects = manifest_lib.subjects(manifest)
-  for fold in fold_numbers:  # refuses an impossible split now, not after hours of training
+  for fold in (f for f in fold_numbers
+               if f != FINAL):  # refuses an impossible split now, not after hours of training
     folds.split(subjects, fold, num_folds, num_validation_subjects=config.num_validation_subjects)
   print(f"{run_lib.describe(run)}\nworkdir {_remote_workdir or config.workdir}, "
         f"build {config.build_dir}")
@@ -209,7 +228,8 @@ def _train_claimed(config, fold: int) -> bool:
 
   if not claims.try_claim(claimed, _CLAIM_TIMEOUT.value):
     return False
-  print(f"fold {fold}: training ({config.total_epochs} epochs)", flush=True)
+  name = "final" if fold == FINAL else f"fold {fold}"
+  print(f"{name}: training ({config.total_epochs} epochs)", flush=True)
   try:
     with claims.Heartbeat(claimed, max(1.0, _CLAIM_TIMEOUT.value / 10)):
       if _remote_workdir:  # resume from what a previous worker uploaded
@@ -219,6 +239,15 @@ def _train_claimed(config, fold: int) -> bool:
         after_epoch(directory)  # predictions, metrics, DONE
   finally:
     claims.release(claimed)
+  if fold == FINAL:
+    cv = result["evaluation"]["cross_validation"]
+    done = "none" if cv == "none" else f"{cv['num_folds_done']} fold(s) pooled"
+    shown = claimed if _remote_workdir else directory
+    print(
+        f"final: {shown}/{result['model_file']}, model card {shown}/model_card.json "
+        f"(cross-validation metrics: {done})",
+        flush=True)
+    return True
   print(
       f"fold {result['fold']} ({', '.join(result['test_subjects'])}): "
       f"ACC {result['acc']:.2f}  MF1 {result['mf1']:.2f}  kappa {result['kappa']:.3f}",

@@ -2,12 +2,16 @@ r"""Export a trained model: a SavedModel and TFLite files that take raw 30 s EEG
 
   python -m trainers.export --model runs/paper/fold_00/checkpoint.keras \
       --output_dir exports/fold_00
+  python -m trainers.export --model runs/paper/final --output_dir exports/final
   python -m trainers.export --model model.keras --preprocessing out/sleep-edf-20 \
       --output_dir exports/m --formats float32,int8 --calibration_examples 256
 
 The preprocessing parameters (the build's spectrogram parameters and epoch length) come
 from --preprocessing (a build directory, a manifest.json, a fold directory or an export),
-or by default from the fold directory beside the model (its config.json names the build);
+or by default from the model card beside the model (a trainers.cv --fold final directory,
+whose card is copied into export.json; int8 calibrates on the card's build unless
+--calibration_build is given), else the fold directory beside the model (its config.json
+names the build);
 given ones must equal the ones the model was trained with. int8 is calibrated on the
 first --calibration_examples images of --calibration_build (default: the build the
 parameters came from). What is written, and why float16 and int8 cover the image model
@@ -22,7 +26,10 @@ from absl import flags
 from tfrecords import filesystems
 
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
-_MODEL = flags.DEFINE_string("model", None, "Saved Keras model (.keras).", required=True)
+_MODEL = flags.DEFINE_string("model",
+                             None,
+                             "Saved Keras model (.keras), or a trainers.cv --fold final directory.",
+                             required=True)
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the export goes.", required=True)
 _PREPROCESSING = flags.DEFINE_string(
     "preprocessing", None, "Build dir, manifest.json, fold dir or export dir holding the "
@@ -48,6 +55,9 @@ def main(argv):
     calibration = None
     if "int8" in _FORMATS.value:
       build = _CALIBRATION_BUILD.value
+      card = export_lib.model_card(_MODEL.value)
+      if not build and card and os.path.basename(preprocessing.source) == export_lib.CARD_FILE:
+        build = card["build"]["build_dir"]  # the build the card's model was trained on
       if not build:
         if os.path.basename(preprocessing.source) != "manifest.json":
           raise ValueError(f"int8 needs a build's images: the parameters came from "

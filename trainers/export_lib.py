@@ -153,8 +153,42 @@ def _from_train_config(path: str) -> Preprocessing:
   return _from_manifest(manifest)
 
 
+CARD_FILE = "model_card.json"  # trainers.model_card.CARD_JSON (kept TensorFlow-free here)
+
+
+def model_file(model_path: str) -> str:
+  """The .keras file: `model_path` itself, or the one a model directory's card names."""
+  if os.path.isdir(model_path):
+    card = os.path.join(model_path, CARD_FILE)
+    if not os.path.exists(card):
+      raise FileNotFoundError(f"{model_path}: a directory without {CARD_FILE}; pass the .keras "
+                              "file, or a finished trainers.cv --fold final directory")
+    return os.path.join(model_path, _read_json(card).get("model_file", "checkpoint.keras"))
+  return model_path
+
+
+def model_card(model_path: str) -> Optional[dict]:
+  """The model card beside the model (a trainers.cv `final` directory), if any."""
+  path = os.path.join(os.path.dirname(os.path.abspath(model_file(model_path))), CARD_FILE)
+  return _read_json(path) if os.path.exists(path) else None
+
+
+def _from_card(path: str) -> Preprocessing:
+  recorded = _read_json(path).get("preprocessing", {})
+  try:
+    spectrogram = SpectrogramConfig(**recorded["spectrogram"])
+    samples = int(recorded["samples_per_epoch"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"{path}: no usable preprocessing: {type(e).__name__}: {e}") from e
+  return Preprocessing(spectrogram, samples, path)
+
+
 def recorded_preprocessing(model_path: str) -> Optional[Preprocessing]:
-  """The preprocessing the model's fold directory records (config.json -> build), if any."""
+  """The preprocessing the model records: its model card, else its fold's config.json."""
+  model_path = model_file(model_path)
+  card = os.path.join(os.path.dirname(os.path.abspath(model_path)), CARD_FILE)
+  if os.path.exists(card):
+    return _from_card(card)
   config = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
   if not os.path.exists(config):
     return None
@@ -446,6 +480,8 @@ def export(model_path: str,
     FileNotFoundError, ValueError: unreadable model or parameters, or parameters that do
       not fit the model (messages name the file and the problem).
   """
+  card = model_card(model_path)
+  model_path = model_file(model_path)
   model = load_keras_model(model_path)
   model_in = model_input(model, model_path)
   preprocessing = resolve_preprocessing(model_path, preprocessing)
@@ -471,6 +507,7 @@ def export(model_path: str,
                        formats=formats,
                        calibration_images=calibration_images)
   record = _record(model_path, model_in, preprocessing, colormap, paths, calibration_images)
+  record["model_card"] = card  # None for a bare .keras file
   with open(os.path.join(output_dir, EXPORT_FILE), "w") as f:
     json.dump(record, f, indent=1, sort_keys=True)
   return record

@@ -175,7 +175,7 @@ def _move_old_run(workdir: str, recorded: Optional[dict]) -> str:
     target = os.path.join(workdir, PREVIOUS_DIR, f"{name}-{suffix}")
   os.makedirs(target)
   moved = []
-  for entry in [RUN_FILE, FOLDS_FILE, "report"] + fold_dirs(workdir):
+  for entry in [RUN_FILE, FOLDS_FILE, "report", "final"] + fold_dirs(workdir):
     if os.path.exists(os.path.join(workdir, entry)):
       shutil.move(os.path.join(workdir, entry), os.path.join(target, entry))
       moved.append(entry)

@@ -42,10 +42,13 @@ from trainers import run_lib
 from trainers.config import TrainConfig
 
 DONE = "DONE"
+FINAL = -1  # TrainConfig.fold of the model to ship: every subject trains, <workdir>/final
 
 
 def fold_dir(config: TrainConfig) -> str:
-  """The fold's own directory, <workdir>/fold_XX."""
+  """The fold's own directory, <workdir>/fold_XX (<workdir>/final for FINAL)."""
+  if config.fold == FINAL:
+    return os.path.join(config.workdir, "final")
   return os.path.join(config.workdir, f"fold_{config.fold:02d}")
 
 
@@ -250,7 +253,7 @@ def _fit_one_epoch(model, config: TrainConfig, train, val, epoch: int, board) ->
                      initial_epoch=epoch,
                      validation_data=val,
                      steps_per_epoch=config.steps_per_epoch,
-                     validation_steps=config.validation_steps,
+                     validation_steps=config.validation_steps if val is not None else None,
                      callbacks=[board],
                      verbose=0).history  # our own line per epoch follows (_train_epochs)
 
@@ -328,6 +331,8 @@ def train_fold(config: TrainConfig,
     run_lib.RunMismatchError: the workdir holds another run (and restart is False).
     model.WeightsUnavailableError: ImageNet weights requested but unavailable.
   """
+  if config.fold == FINAL:
+    return train_final(config, restart=restart)
   manifest = manifest_lib.load_manifest(config.build_dir)
   run = run_lib.start_run(config, manifest, restart=restart)
   directory = fold_dir(config)
@@ -362,3 +367,73 @@ def cross_validate(config: TrainConfig,
     Each fold's metrics (see `train_fold`).
   """
   return [train_fold(dataclasses.replace(config, fold=f), restart=restart) for f in fold_numbers]
+
+
+def train_final(config: TrainConfig, *, restart: bool = False) -> dict:
+  """Trains the model to ship on every subject of the build, into <workdir>/final.
+
+  Same schedule, settings and run as the folds (the run identity does not depend on the
+  fold), but no subject is held out: no validation and no test, so no test metrics.
+  After the last epoch the model card is written (trainers/model_card.py; cross-validation
+  metrics of the same run's finished folds if any), then DONE. Resumable like a fold.
+
+  Returns:
+    The model card.
+  """
+  from trainers import model_card  # pylint: disable=g-import-not-at-top
+  manifest = manifest_lib.load_manifest(config.build_dir)
+  run = run_lib.start_run(config, manifest, restart=restart)
+  directory = fold_dir(config)
+  done = _read_json(os.path.join(directory, DONE))
+  card = model_card.read_card(directory)
+  if done and card and done["epochs"] >= config.total_epochs:
+    logging.info("final already done after %d epochs (%s)", done["epochs"], directory)
+    return card
+  if done:
+    os.remove(os.path.join(directory, DONE))
+  subjects = manifest_lib.subjects(manifest)
+  split = folds.FoldSplit(FINAL, run["folds"]["num_folds"], tuple(sorted(subjects)), (), ())
+  os.makedirs(directory, exist_ok=True)
+  fold_run = os.path.join(directory, run_lib.RUN_FILE)
+  run_lib.create_exclusive(fold_run, json.dumps({"run_id": run["run_id"]}) + "\n")
+  if _read_json(fold_run)["run_id"] != run["run_id"]:
+    raise run_lib.WorkdirError(f"{fold_run}: this model belongs to run "
+                               f"{_read_json(fold_run)['run_id']}, not {run['run_id']}; "
+                               "pass --restart to start over")
+  for name in (model_card.CARD_JSON, model_card.CARD_MD):  # a card only for a finished model
+    if os.path.exists(os.path.join(directory, name)):
+      os.remove(os.path.join(directory, name))
+  _write_json(os.path.join(directory, "split.json"), dataclasses.asdict(split))
+  _write_json(os.path.join(directory, "config.json"), dataclasses.asdict(config))
+  mixed = _set_precision_and_seed(config)
+  image_size = manifest["image"]["height"]
+  train = _train_dataset(config, split, image_size, mixed)
+  epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})["epochs_done"]
+  model = _load_or_build(config, directory, image_size, epochs_done)
+  logging.info("final (run %s): all %d subjects train, none held out", run["run_id"],
+               len(split.train))
+  _train_epochs(model, config, directory, train, None, epochs_done)
+  card = model_card.build_card(config, manifest, run, list(split.train))
+  model_card.write_card(directory, card)
+  _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
+  return card
+
+
+def _train_dataset(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixed: bool):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
+  color = config.color if config.colormap_on == "host" else None
+  train = datasets.make_dataset(config.build_dir,
+                                split.train,
+                                training=True,
+                                cache=config.cache,
+                                shuffle=config.shuffle_mode,
+                                shuffle_buffer=config.shuffle_buffer,
+                                batch_size=config.batch_size,
+                                color=color,
+                                seed=config.seed,
+                                output_dtype=tf.float16 if mixed else tf.float32)
+  if config.image_size and config.image_size != image_size:
+    size = [config.image_size] * 2
+    train = train.map(lambda x, y: (tf.image.resize(x, size), y))
+  return train
