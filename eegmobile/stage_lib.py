@@ -178,7 +178,8 @@ def epochs_of(night: Night, first: int, count: int) -> np.ndarray:
 
 def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramConfig,
                 config: StageConfig) -> np.ndarray:
-  """[num_epochs, 5] float32 probabilities, scored chunk by chunk."""
+  """[num_epochs, 5] float32 probabilities, scored chunk by chunk, each row summing to 1
+  (renormalised: an int8 model's rows sum to 1 only within 1/256)."""
   out = np.empty((night.num_epochs, 5), np.float32)
   window = spectrogram.window(spec) if model.input_kind == "images" else None
   for first in range(0, night.num_epochs, config.chunk_epochs):
@@ -188,6 +189,8 @@ def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramCon
     else:
       batch = np.ascontiguousarray(epochs, np.float32)
     out[first:first + len(epochs)] = model.predict(batch)
+  # A quantised model's softmax sums to 1 only within its output step (int8: 1/256).
+  out /= out.sum(axis=1, keepdims=True)
   return out
 
 
