@@ -33,7 +33,7 @@ _HYPNOGRAM = flags.DEFINE_string(
 _RUNTIME = flags.DEFINE_enum("runtime", "auto", ["auto", "tensorflow", "litert", "openvino"],
                              "Runtime (auto: litert for a .tflite when installed).")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads for the runtime.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 256,
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32,
                                    "Epochs turned into images and scored at a time.")
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
 
