@@ -12,6 +12,11 @@ Two readers, both first-class and tested against each other:
   complaint, and always with `use_pyedflib=False`. `start_datetime` gives a header's
   start date and time.
 
+BDF (BioSemi's 24-bit variant: version field 0xFF "BIOSEMI", 3-byte samples; BDF+C too)
+is read by the same parser (`EdfHeader.is_bdf`; `read_digital` gives int32 samples);
+tested against pyedflib on BDF files written at test time. Discontinuous EDF+D and BDF+D
+files are refused with a message naming the file.
+
 `read_header` runs first for every file, so a short, malformed or truncated file gets a
 precise `errors.EdfFormatError` whatever pyedflib would have done with it. Every failure
 raises an `errors.RecordingError` subclass whose message names the file.
@@ -58,6 +63,7 @@ import pyedflib
 from eegmobile import errors
 
 ANNOTATIONS_LABEL = "EDF Annotations"
+BDF_VERSION = "\xffBIOSEMI"  # a BDF header's version field, as read_header gives it
 
 # Physical dimension (lowercase, spaces removed) -> microvolts per unit.
 _MICROVOLTS_PER_UNIT = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mcv": 1.0, "mv": 1e3, "v": 1e6}
@@ -105,13 +111,22 @@ class EdfHeader:
     return self.num_records * self.record_duration
 
   @property
+  def is_bdf(self) -> bool:
+    """BioSemi's 24-bit variant (version field 0xFF 'BIOSEMI'): 3 bytes per sample."""
+    return self.version == BDF_VERSION
+
+  @property
+  def bytes_per_sample(self) -> int:
+    return 3 if self.is_bdf else 2
+
+  @property
   def record_samples(self) -> int:
-    """Samples (2-byte integers) in one data record, all signals together."""
+    """Samples (2- or, in BDF, 3-byte integers) in one data record, all signals together."""
     return sum(s.samples_per_record for s in self.signals)
 
   @property
   def is_edf_plus(self) -> bool:
-    return self.reserved.startswith("EDF+")
+    return self.reserved.startswith(("EDF+", "BDF+"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,11 +271,11 @@ def read_header(path: str) -> EdfHeader:
   """
   path = str(path)
   fixed, rest, num_signals, size = _read_header_bytes(path)
-  version = _text(fixed[0:8])
-  if version != "0":
+  version = BDF_VERSION if fixed[0:8] == b"\xffBIOSEMI" else _text(fixed[0:8])
+  if version not in ("0", BDF_VERSION):
     raise errors.EdfFormatError(
-        path, f"version field is {version!r}, not '0': not an EDF file "
-        "(BDF's 24-bit samples are not supported)")
+        path, f"version field is {version!r}, neither '0' (EDF) nor 0xFF 'BIOSEMI' "
+        "(BDF): not an EDF or BDF file")
   header_bytes = _number(fixed[184:192], path, "number of header bytes", integer=True)
   if header_bytes != 256 * (num_signals + 1):
     raise errors.EdfFormatError(
@@ -271,8 +286,8 @@ def read_header(path: str) -> EdfHeader:
     raise errors.EdfFormatError(path, f"negative data record duration {record_duration:g} s")
   signals = _signal_headers(rest, num_signals, path)
   declared = _number(fixed[236:244], path, "number of data records", integer=True)
-  num_records = _count_records(declared, 2 * sum(s.samples_per_record for s in signals),
-                               header_bytes, size, path)
+  num_records = _count_records(declared, (3 if version == BDF_VERSION else 2) *
+                               sum(s.samples_per_record for s in signals), header_bytes, size, path)
   return EdfHeader(path=path,
                    version=version,
                    patient=_text(fixed[8:88]),
@@ -371,7 +386,8 @@ def read_digital(header: EdfHeader,
                  index: int,
                  first_record: int = 0,
                  num_records: Optional[int] = None) -> np.ndarray:
-  """Our own reader: one signal's digital samples as int16, from some data records.
+  """Our own reader: one signal's digital samples (int16; int32 for BDF's 24-bit ones), from
+  some data records.
 
   Args:
     header: the file's header (read_header).
@@ -381,7 +397,17 @@ def read_digital(header: EdfHeader,
   """
   if num_records is None:
     num_records = header.num_records - first_record
-  record_bytes = 2 * header.record_samples
+  record_bytes = header.bytes_per_sample * header.record_samples
+  start = sum(s.samples_per_record for s in header.signals[:index])
+  if header.is_bdf:
+    raw = np.fromfile(header.path,
+                      dtype=np.uint8,
+                      offset=header.header_bytes + first_record * record_bytes,
+                      count=num_records * record_bytes).reshape(num_records, -1, 3)
+    raw = raw[:, start:start + header.signals[index].samples_per_record].reshape(-1, 3)
+    value = raw[:, 0].astype(np.int32) | (raw[:, 1].astype(np.int32) << 8) | (
+        raw[:, 2].astype(np.int8).astype(np.int32) << 16)
+    return value
   data = np.fromfile(header.path,
                      dtype="<i2",
                      offset=header.header_bytes + first_record * record_bytes,
@@ -429,9 +455,9 @@ def _physical(header: EdfHeader, index: int, use_pyedflib: bool, first_record: i
                              header.signals[index])
 
 
-def _check_signal_header(header: EdfHeader, signal: SignalHeader) -> float:
+def check_signal_header(header: EdfHeader, signal: SignalHeader) -> float:
   """Checks what reading `signal` in microvolts needs; returns microvolts per unit."""
-  if header.reserved.startswith("EDF+D"):
+  if header.reserved.startswith(("EDF+D", "BDF+D")):
     raise errors.EdfFormatError(
         header.path, "is a discontinuous EDF+D recording; only continuous "
         "recordings can be cut into epochs")
@@ -509,7 +535,7 @@ def read_channel(path: str,
   header = read_header(path)
   index = find_signal(header, channel)
   spec = header.signals[index]
-  scale = _check_signal_header(header, spec)
+  scale = check_signal_header(header, spec)
   stop_s = header.duration_s if stop_s is None else stop_s
   if not 0 <= start_s <= stop_s <= header.duration_s + 1e-9:
     raise ValueError(f"{header.path}: span {start_s:g}..{stop_s:g} s is not inside the "
@@ -615,7 +641,7 @@ def parse_tals(records: Sequence[bytes], path: Optional[str] = None) -> list[Ann
 def _own_annotations(header: EdfHeader) -> list[Annotation]:
   out = []
   for index, signal in enumerate(header.signals):
-    if signal.label == ANNOTATIONS_LABEL:
+    if signal.label == ANNOTATIONS_LABEL and not header.is_bdf:
       digital = read_digital(header, index).reshape(header.num_records, -1)
       out += parse_tals([record.astype("<i2").tobytes() for record in digital], header.path)
   return out

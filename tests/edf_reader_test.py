@@ -225,7 +225,7 @@ def test_truncated_hypnogram_is_reported(tmp_path):
     (lambda b: b[:236] + b"-5      " + b[244:], "declares -5 data records"),
     (lambda b: b[:244] + b"nan     " + b[252:], "'duration of a data record' is not a number"),
     (lambda b: b[:244] + b"-1      " + b[252:], "negative data record duration"),
-    (lambda b: b[:0] + b"1       " + b[8:], "version field is '1', not '0'"),
+    (lambda b: b[:0] + b"1       " + b[8:], "version field is '1', neither '0'"),
     (lambda b: b[:256 + 32 + 160 + 16] + b"1e3x    " + b[256 + 32 + 160 + 24:],
      "'physical min' of signal 'EEG Fpz-Cz' is not a number: '1e3x'"),
     (lambda b: b[:688] + b"0       " + b[696:],
@@ -558,3 +558,48 @@ def test_real_psg_and_its_hypnogram_start_together():
     pytest.skip("../shared/sleep-edf not present")
   starts = [edf_reader.start_datetime(edf_reader.read_header(p)) for p in (EXCERPT, hypnogram)]
   assert starts == [datetime.datetime(1989, 4, 24, 16, 13)] * 2
+
+
+def _write_bdf(path, signal, *, plus=False, fs=100):
+  header = {
+      "label": "EEG Fpz-Cz",
+      "dimension": "uV",
+      "sample_frequency": fs,
+      "physical_min": -500.0,
+      "physical_max": 500.0,
+      "digital_min": -8388608,
+      "digital_max": 8388607,
+      "transducer": "",
+      "prefilter": ""
+  }
+  kind = pyedflib.FILETYPE_BDFPLUS if plus else pyedflib.FILETYPE_BDF
+  with pyedflib.EdfWriter(str(path), 1, file_type=kind) as w:
+    w.setStartdatetime(edf_files.START)
+    w.setSignalHeaders([header])
+    w.writeSamples([np.asarray(signal, float)])
+
+
+@pytest.mark.parametrize("plus", [False, True])
+def test_bdf_24_bit_samples_read_like_pyedflib(tmp_path, plus):
+  rng = np.random.default_rng(3)
+  signal = np.clip(rng.normal(0, 100, 6000), -499, 499)  # finer than EDF's 16 bits
+  _write_bdf(tmp_path / "n.bdf", signal, plus=plus)
+  header = edf_reader.read_header(str(tmp_path / "n.bdf"))
+  assert header.is_bdf and header.bytes_per_sample == 3 and header.num_records == 60
+  with pyedflib.EdfReader(str(tmp_path / "n.bdf")) as r:
+    expected = r.readSignal(0)
+    digital = r.readSignal(0, digital=True)
+  np.testing.assert_array_equal(edf_reader.read_digital(header, 0), digital)
+  assert digital.min() < -32768 and digital.max() > 32767  # really 24-bit
+  channel = edf_reader.read_channel(str(tmp_path / "n.bdf"))
+  np.testing.assert_allclose(channel.signal, expected, atol=1e-3)
+  np.testing.assert_allclose(channel.signal, signal, atol=1e-3)
+
+
+def test_discontinuous_bdf_is_refused_naming_the_file(tmp_path):
+  _write_bdf(tmp_path / "n.bdf", np.zeros(3000) + np.arange(3000) % 7, plus=True)
+  with open(tmp_path / "n.bdf", "r+b") as f:
+    f.seek(192)
+    f.write(b"BDF+D".ljust(44))
+  with pytest.raises(errors.EdfFormatError, match=r"n\.bdf.*discontinuous EDF\+D"):
+    edf_reader.read_channel(str(tmp_path / "n.bdf"))

@@ -17,6 +17,7 @@ TYPOS = [
     ("trainers.cv", "--workdri", "workdir"),
     ("trainers.report", "--workdri", "workdir"),
     ("trainers.export", "--outptu_dir", "output_dir"),
+    ("eegmobile.stage", "--modle", "model"),
 ]
 
 

@@ -1,0 +1,137 @@
+r"""Time `python -m eegmobile.stage` on a synthetic 22-hour night, per runtime.
+
+  PYTHONPATH=. python bench/stage_night.py --workdir /tmp/stage_bench \
+      --litert_path /tmp/litert [--openvino_path /tmp/ov] [--yasa_python /tmp/yasa/bin/python]
+
+Writes (once, reused) a synthetic night in the Sleep-EDF cassette layout (2,650 epochs,
+22 h 5 min; eegmobile/demo/synthetic.py) and a random-weights 224x224 model exported
+with trainers.export_lib, then runs the command as a fresh subprocess for each
+available runtime and model file and prints wall time (process start to all outputs
+written) and peak RSS (the child's ru_maxrss). With --yasa_python it also runs
+bench/yasa_night.py on the same EDF and prints its line beside ours. Timings on a shared
+machine are noisy: run it twice and compare ratios within one run.
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app
+from absl import flags
+
+_WORKDIR = flags.DEFINE_string("workdir", "/tmp/stage_bench", "Night, model and outputs go here.")
+_EPOCHS = flags.DEFINE_integer("epochs", 2650, "Epochs in the synthetic night.")
+_LITERT_PATH = flags.DEFINE_string("litert_path", None,
+                                   "A --target directory holding ai_edge_litert.")
+_OPENVINO_PATH = flags.DEFINE_string("openvino_path", None,
+                                     "A --target directory holding openvino.")
+_YASA_PYTHON = flags.DEFINE_string("yasa_python", None,
+                                   "Python with yasa, to run bench/yasa_night.py.")
+_THREADS = flags.DEFINE_integer("threads", None, "--threads for the runtimes.")
+_RUNS = flags.DEFINE_list("runs", ["all"], "Subset of run names to time (default: all).")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _night(path: str, epochs: int) -> None:
+  if os.path.exists(path):
+    return
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from eegmobile.demo import synthetic  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  stages = np.repeat(rng.integers(0, 5, size=-(-epochs // 20)), 20)[:epochs]
+  synthetic.synthesize_psg(path, stages, seed=0)
+
+
+def _model(directory: str) -> None:
+  if os.path.exists(os.path.join(directory, "export.json")):
+    return
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
+  from eegmobile.config import SpectrogramConfig  # pylint: disable=g-import-not-at-top
+  from trainers import export_lib  # pylint: disable=g-import-not-at-top
+  model = model_lib.build_model(model_lib.ModelConfig(image_size=224, input_colormap="viridis"),
+                                weights=None)
+  os.makedirs(directory, exist_ok=True)
+  keras_path = os.path.join(directory, "random.keras")
+  model.save(keras_path)
+  preprocessing = export_lib.Preprocessing(SpectrogramConfig(), 3000, "bench")
+  calibration = np.random.default_rng(0).integers(0, 256, (16, 224, 224), dtype=np.uint8)
+  export_lib.export(keras_path,
+                    directory,
+                    preprocessing=preprocessing,
+                    calibration_images=calibration)
+
+
+def _time(command: list[str], env: dict) -> tuple[float, float, str]:
+  """(seconds, peak RSS MB of this child, output): one fresh process."""
+  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  began = time.perf_counter()
+  run = subprocess.run(command, env=env, capture_output=True, text=True)
+  seconds = time.perf_counter() - began
+  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+  # RUSAGE_CHILDREN's maximum is over all children so far; a smaller child reads as the
+  # larger earlier one, so the runs go in increasing expected size (litert first).
+  note = "" if run.returncode == 0 else f" FAILED rc={run.returncode}: {run.stderr[-300:]}"
+  return seconds, max(peak, before) / 1024, note
+
+
+def main(argv):
+  del argv
+  workdir = _WORKDIR.value
+  os.makedirs(workdir, exist_ok=True)
+  edf = os.path.join(workdir, "night22h.edf")
+  export = os.path.join(workdir, "export")
+  _night(edf, _EPOCHS.value)
+  _model(export)
+  base_env = {**os.environ, "PYTHONPATH": ROOT}
+  runs = []
+  if _LITERT_PATH.value:
+    env = {**base_env, "PYTHONPATH": f"{ROOT}:{_LITERT_PATH.value}"}
+    runs += [(f"litert {name}", os.path.join(export, name), "litert", env)
+             for name in ("images_float16.tflite", "images_int8.tflite", "eegmobile_float32.tflite")
+            ]
+  runs += [(f"tf.lite {name}", os.path.join(export, name), "tensorflow", base_env)
+           for name in ("images_float16.tflite", "eegmobile_float32.tflite")]
+  runs.append(("tensorflow SavedModel", export, "tensorflow", base_env))
+  if _OPENVINO_PATH.value:
+    env = {**base_env, "PYTHONPATH": f"{ROOT}:{_OPENVINO_PATH.value}"}
+    runs.append(
+        ("openvino images_float16.tflite", os.path.join(export,
+                                                        "images_float16.tflite"), "openvino", env))
+  if "all" not in _RUNS.value:
+    runs = [r for r in runs if r[0] in _RUNS.value]
+  print(f"night {edf}: {_EPOCHS.value} epochs; {os.cpu_count()} CPUs (shared machine: "
+        "provisional figures)")
+  for name, model, runtime, env in runs:
+    command = [
+        sys.executable, "-m", "eegmobile.stage", edf, "--model", model, "--runtime", runtime,
+        "--output_dir",
+        os.path.join(workdir, "staged", name.replace(" ", "_"))
+    ]
+    if _THREADS.value:
+      command += ["--threads", str(_THREADS.value)]
+    seconds, rss, note = _time(command, env)
+    print(f"{name:40s} {seconds:7.2f} s  peak RSS {rss:7.0f} MB{note}", flush=True)
+  if _YASA_PYTHON.value:
+    began = time.perf_counter()
+    run = subprocess.run([
+        _YASA_PYTHON.value,
+        os.path.join(ROOT, "bench", "yasa_night.py"), "--edf", edf, "--channel", "EEG Fpz-Cz"
+    ],
+                         capture_output=True,
+                         text=True)
+    wall = time.perf_counter() - began
+    if run.returncode:
+      print(f"{'yasa':40s} FAILED rc={run.returncode}: {run.stderr[-300:]}")
+    else:
+      line = json.loads(run.stdout.strip().splitlines()[-1])
+      print(f"{'yasa (cold process)':40s} {wall:7.2f} s  peak RSS {line['peak_rss_mb']:7.0f} MB"
+            f"  (its own timing {line['seconds']:.2f} s, {line['epochs']} epochs)")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,118 @@
+r"""Stage nights from EDF files with an exported EEGMobile model.
+
+  python -m eegmobile.stage NIGHT.edf --model exports/fold_00
+  python -m eegmobile.stage nights/ more.edf --model exports/fold_00/images_float16.tflite \
+      --output_dir staged --runtime litert --threads 2
+  python -m eegmobile.stage SC4001E0-PSG.edf --model exports/fold_00 \
+      --hypnogram SC4001EC-Hypnogram.edf
+
+Each night gives <output_dir>/<record>.stages.tsv, .hypnogram.edf, .hypnogram.png and
+.sleep_stats.json (eegmobile/night_outputs.py), and with --hypnogram <record>.metrics.json
+(accuracy, Cohen's kappa, per-class F1, confusion matrix). A directory stages every
+.edf/.bdf file in it. A night with bad input gets one line naming the file and the
+problem; the other nights still stage.
+
+Exit status: 0 every night staged; 1 some night failed; 2 unusable arguments or model;
+3 a bug (its traceback in <output_dir>/errors.log, named in the message).
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+_MODEL = flags.DEFINE_string("model", None, "Export directory or one of its .tflite files.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "staged", "Where the outputs go.")
+_CHANNEL = flags.DEFINE_string(
+    "channel", "EEG Fpz-Cz", "EEG channel label; 'A-B' also finds two referential "
+    "channels A and B and stages A minus B.")
+_HYPNOGRAM = flags.DEFINE_string(
+    "hypnogram", None, "An expert's hypnogram (EDF+ annotations) to score the night "
+    "against; only with one night.")
+_RUNTIME = flags.DEFINE_enum("runtime", "auto", ["auto", "tensorflow", "litert", "openvino"],
+                             "Runtime (auto: litert for a .tflite when installed).")
+_THREADS = flags.DEFINE_integer("threads", None, "CPU threads for the runtime.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 32,
+                                   "Epochs turned into images and scored at a time.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
+
+_SUFFIXES = (".edf", ".bdf")
+
+
+def _nights(args: list[str]) -> list[str]:
+  paths = []
+  for arg in args:
+    if os.path.isdir(arg):
+      found = sorted(
+          os.path.join(arg, name)
+          for name in os.listdir(arg)
+          if name.lower().endswith(_SUFFIXES) and "hypnogram" not in name.lower())
+      if not found:
+        raise ValueError(f"{arg}: no .edf or .bdf file in this directory")
+      paths += found
+    else:
+      paths.append(arg)
+  return paths
+
+
+def _run(args: list[str]) -> int:
+  from eegmobile import errors  # pylint: disable=g-import-not-at-top
+  from eegmobile import runtimes  # pylint: disable=g-import-not-at-top
+  from eegmobile import stage_lib  # pylint: disable=g-import-not-at-top
+  try:
+    if not _MODEL.value:
+      raise ValueError("--model is required (an export directory or one of its .tflite files)")
+    if not args:
+      raise ValueError("give one or more EDF files or directories to stage")
+    if _BATCH_SIZE.value < 1:
+      raise ValueError(f"--batch_size must be at least 1, got {_BATCH_SIZE.value}")
+    nights = _nights(args)
+    if _HYPNOGRAM.value and len(nights) != 1:
+      raise ValueError(f"--hypnogram goes with one night; {len(nights)} were given")
+    model = runtimes.load(_MODEL.value, runtime=_RUNTIME.value, threads=_THREADS.value)
+    config = stage_lib.StageConfig(channel=_CHANNEL.value, chunk_epochs=_BATCH_SIZE.value)
+    stage_lib.check_preprocessing(model, config)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"model {model.path} ({model.input_kind}, {model.runtime}); {len(nights)} night(s)")
+  failed = []
+  for i, path in enumerate(nights, 1):
+    try:
+      result = stage_lib.stage_night(path,
+                                     model,
+                                     _OUTPUT_DIR.value,
+                                     config,
+                                     hypnogram_path=_HYPNOGRAM.value)
+    except (errors.RecordingError, FileNotFoundError) as e:
+      print(f"[{i}/{len(nights)}] error: {e}", file=sys.stderr)
+      failed.append(path)
+      continue
+    trailing = (f", trailing {result['trailing_seconds']:g} s not staged"
+                if result["trailing_seconds"] else "")
+    print(f"[{i}/{len(nights)}] {path}: {result['epochs']} epochs{trailing}, "
+          f"{result['seconds']:.1f} s -> {_OUTPUT_DIR.value}/{result['record']}.*")
+    if "metrics" in result:
+      m = result["metrics"]
+      print(f"  against {_HYPNOGRAM.value}: accuracy {m['acc']:.1f}%, kappa {m['kappa']:.3f}, "
+            f"macro F1 {m['mf1']:.1f}% ({m['num_epochs']} epochs) -> "
+            f"{result['outputs']['metrics']}")
+  print(f"staged {len(nights) - len(failed)} of {len(nights)} night(s)" +
+        (f"; failed: {', '.join(failed)}" if failed else ""))
+  return 1 if failed else 0
+
+
+def main(argv):
+  from trainers import cli_lib  # pylint: disable=g-import-not-at-top
+  cli_lib.quiet(_VERBOSE.value)
+  try:
+    return _run(argv[1:])
+  except Exception as e:  # pylint: disable=broad-except
+    log = cli_lib.report_bug(_OUTPUT_DIR.value, e)
+    print(cli_lib.bug_message(e, log), file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,278 @@
+"""Staging anyone's night from an EDF with an exported model (flag-free; `eegmobile.stage`
+is the command).
+
+One night: the EEG channel is read in microvolts (by label with `edf_reader.find_signal`'s
+aliases, or derived from two referential channels, e.g. "Fpz" minus "Cz"), resampled to
+the model's rate from any rate of at least 50 Hz, cut into 30 s epochs from the start of
+the recording (no hypnogram needed; a trailing partial epoch is reported in seconds and
+passed on to `night_outputs.write_night`), and scored in chunks of `chunk_epochs` epochs:
+the night's images are never all in memory at once. An image-input model gets images
+from the numpy build path (`spectrogram.spectrogram_images`, the images a build of the
+night would hold); a raw-epoch model gets the epochs.
+
+A model whose preprocessing differs from what staging computes is refused, naming each
+differing parameter; so is a path that is not one of our exports (`runtimes`).
+"""
+
+import dataclasses
+import json
+import os
+import re
+import time
+from typing import Optional
+
+import numpy as np
+
+from eegmobile import edf_reader
+from eegmobile import errors
+from eegmobile import night_outputs
+from eegmobile import runtimes
+from eegmobile import spectrogram
+from eegmobile.config import SpectrogramConfig
+
+EPOCH_SECONDS = 30.0
+MIN_RATE_HZ = 50.0
+
+
+@dataclasses.dataclass(frozen=True)
+class StageConfig:
+  """How nights are staged.
+
+  Attributes:
+    channel: label of the EEG channel; "A-B" also finds two referential channels
+      labelled A and B (with or without an "EEG " prefix) and stages A minus B.
+    chunk_epochs: epochs turned into images and scored at a time (bounds memory). 32:
+      on a 22 h night with the 224x224 float16 model on ai-edge-litert, peak RSS 0.36 GB
+      against 1.44 GB at 256, and no slower (bench/stage_night.py; shared 2-CPU machine).
+    spectrogram: the parameters staging computes images with; the model's image size
+      is taken from the model, every other field must match the model's record.
+  """
+  channel: str = "EEG Fpz-Cz"
+  chunk_epochs: int = 32
+  spectrogram: SpectrogramConfig = SpectrogramConfig()
+
+
+@dataclasses.dataclass
+class Night:
+  """One night's EEG, ready to be cut into epochs.
+
+  Attributes:
+    path: the EDF/BDF file.
+    signal: float32 microvolts at `fs`.
+    fs: Hz.
+    label: the channel's label ("A - B" when derived).
+    original_fs: the file's rate, Hz.
+    num_epochs: whole epochs from the start.
+    trailing_seconds: the partial epoch after them.
+    start: the recording's start, if the header has a usable one.
+  """
+  path: str
+  signal: np.ndarray
+  fs: float
+  label: str
+  original_fs: float
+  num_epochs: int
+  trailing_seconds: float
+  start: Optional[object]
+
+
+def check_preprocessing(model: runtimes.StagingModel, config: StageConfig) -> SpectrogramConfig:
+  """The spectrogram config to compute: staging's, with the model's image size.
+
+  Raises:
+    runtimes.ModelError: the model's recorded preprocessing differs from staging's (every
+      differing parameter named).
+  """
+  recorded = model.preprocessing.spectrogram
+  wanted = dataclasses.replace(config.spectrogram,
+                               image_height=recorded.image_height,
+                               image_width=recorded.image_width)
+  left, right = dataclasses.asdict(recorded), dataclasses.asdict(wanted)
+  differ = [
+      f"{k} {left[k]!r} (model) vs {right[k]!r} (staging)" for k in left if left[k] != right[k]
+  ]
+  samples = int(round(EPOCH_SECONDS * wanted.fs))
+  if model.preprocessing.samples_per_epoch != samples:
+    differ.append(f"samples_per_epoch {model.preprocessing.samples_per_epoch} (model) vs "
+                  f"{samples} (staging)")
+  if differ:
+    raise runtimes.ModelError(f"{model.path}: the model was trained with other preprocessing "
+                              "than staging computes: " + "; ".join(differ))
+  return wanted
+
+
+def _referential_pair(header: edf_reader.EdfHeader, channel: str) -> Optional[tuple[int, int]]:
+  """Indices of the two referential channels a bipolar label "A-B" names, if both exist."""
+  parts = re.sub(r"(?i)^\s*eeg\s*", "", channel).split("-")
+  if len(parts) != 2:
+    return None
+  found = []
+  for part in parts:
+    try:
+      found.append(edf_reader.find_signal(header, part.strip()))
+    except errors.ChannelError:
+      return None
+  return found[0], found[1]
+
+
+def _rate(header: edf_reader.EdfHeader, index: int) -> float:
+  signal = header.signals[index]
+  if header.record_duration <= 0:
+    raise errors.EdfFormatError(header.path, "data record duration is 0: no sampling rate")
+  fs = signal.samples_per_record / header.record_duration
+  if fs < MIN_RATE_HZ:
+    raise errors.ChannelError(
+        header.path, f"channel {signal.label!r} is sampled at {fs:g} Hz; staging "
+        f"needs at least {MIN_RATE_HZ:g} Hz")
+  return fs
+
+
+def read_night(path: str, config: StageConfig, fs: float = 100.0) -> Night:
+  """Reads one night's EEG channel, checked, in microvolts at fs.
+
+  Raises:
+    errors.RecordingError: an unreadable, truncated or discontinuous file, a missing
+      channel (the message lists the file's channels), a rate under 50 Hz, a unit other
+      than uV/mV/V, NaN or flat samples, or less than one epoch.
+  """
+  header = edf_reader.read_header(path)
+  try:
+    indices = [edf_reader.find_signal(header, config.channel)]
+  except errors.ChannelError:
+    pair = _referential_pair(header, config.channel)
+    if pair is None:
+      raise
+    indices = list(pair)
+  rates = [_rate(header, i) for i in indices]
+  channels = [edf_reader.read_channel(path, header.signals[i].label, target_fs=fs) for i in indices]
+  if len(channels) == 1:
+    signal, label = channels[0].signal, channels[0].label
+  else:
+    n = min(len(c.signal) for c in channels)
+    signal = channels[0].signal[:n] - channels[1].signal[:n]
+    label = f"{channels[0].label} - {channels[1].label}"
+    edf_reader._check_samples(header.path, label, signal)  # pylint: disable=protected-access
+  samples = int(round(EPOCH_SECONDS * fs))
+  num_epochs = len(signal) // samples
+  if num_epochs == 0:
+    raise errors.EdfFormatError(
+        header.path, f"holds {header.duration_s:g} s of signal, shorter than one "
+        f"{EPOCH_SECONDS:g} s epoch")
+  try:
+    start = edf_reader.start_datetime(header)
+  except errors.EdfFormatError:
+    start = None
+  return Night(path=header.path,
+               signal=signal,
+               fs=fs,
+               label=label,
+               original_fs=rates[0],
+               num_epochs=num_epochs,
+               trailing_seconds=float(header.duration_s - num_epochs * EPOCH_SECONDS),
+               start=start)
+
+
+def epochs_of(night: Night, first: int, count: int) -> np.ndarray:
+  """Epochs first..first+count of the night, [count, samples] float32 (a view)."""
+  samples = int(round(EPOCH_SECONDS * night.fs))
+  return night.signal[first * samples:(first + count) * samples].reshape(-1, samples)
+
+
+def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramConfig,
+                config: StageConfig) -> np.ndarray:
+  """[num_epochs, 5] float32 probabilities, scored chunk by chunk, each row summing to 1
+  (renormalised: an int8 model's rows sum to 1 only within 1/256)."""
+  out = np.empty((night.num_epochs, 5), np.float32)
+  window = spectrogram.window(spec) if model.input_kind == "images" else None
+  for first in range(0, night.num_epochs, config.chunk_epochs):
+    epochs = epochs_of(night, first, min(config.chunk_epochs, night.num_epochs - first))
+    if model.input_kind == "images":
+      batch = spectrogram.spectrogram_images(epochs, spec, window=window)
+    else:
+      batch = np.ascontiguousarray(epochs, np.float32)
+    out[first:first + len(epochs)] = model.predict(batch)
+  # A quantised model's softmax sums to 1 only within its output step (int8: 1/256).
+  out /= out.sum(axis=1, keepdims=True)
+  return out
+
+
+def record_name(path: str) -> str:
+  """The outputs' stem: the file name without its .edf/.bdf extension."""
+  name = os.path.basename(path)
+  stem, ext = os.path.splitext(name)
+  return stem if ext.lower() in (".edf", ".bdf", ".rec") else name
+
+
+def score_against(hypnogram_path: str, night: Night, probabilities: np.ndarray) -> dict:
+  """Metrics of the staged epochs against an expert's hypnogram (Sleep-EDF style EDF+).
+
+  Every scored epoch (W, N1, N2, N3, REM) inside the staged ones counts; no wake is
+  trimmed.
+
+  Raises:
+    errors.RecordingError: an unreadable hypnogram or one that does not fit the night.
+  """
+  from eegmobile import evaluation  # pylint: disable=g-import-not-at-top
+  from eegmobile import hypnogram  # pylint: disable=g-import-not-at-top
+  annotations = edf_reader.read_annotations(hypnogram_path)
+  labels = hypnogram.label_epochs(annotations,
+                                  psg_duration_s=night.num_epochs * EPOCH_SECONDS,
+                                  epoch_seconds=EPOCH_SECONDS,
+                                  wake_edge_minutes=None,
+                                  source=hypnogram_path)
+  if not len(labels.labels):
+    raise errors.HypnogramError(hypnogram_path, "scores no epoch of the night")
+  predicted = np.argmax(probabilities[labels.epoch_indices], axis=1)
+  result = evaluation.metrics(labels.labels, predicted)
+  result["hypnogram"] = os.path.abspath(hypnogram_path)
+  result["unscored_epochs"] = int(night.num_epochs - len(labels.labels))
+  return result
+
+
+def stage_night(path: str,
+                model: runtimes.StagingModel,
+                output_dir: str,
+                config: StageConfig = StageConfig(),
+                *,
+                hypnogram_path: Optional[str] = None) -> dict:
+  """Stages one night and writes its outputs into output_dir (created).
+
+  Returns:
+    {"record", "epochs", "trailing_seconds", "seconds", "outputs" (write_night's
+     paths), "metrics" (with a hypnogram, also written to <record>.metrics.json)}.
+
+  Raises:
+    errors.RecordingError: bad input (the message names the file and the problem).
+    runtimes.ModelError: a model whose preprocessing differs.
+  """
+  began = time.perf_counter()
+  spec = check_preprocessing(model, config)
+  night = read_night(path, config, fs=spec.fs)
+  probabilities = score_night(night, model, spec, config)
+  os.makedirs(output_dir, exist_ok=True)
+  record = record_name(path)
+  written = night_outputs.write_night(output_dir,
+                                      record,
+                                      np.arange(night.num_epochs) * EPOCH_SECONDS,
+                                      probabilities,
+                                      trailing_seconds=night.trailing_seconds,
+                                      start=night.start)
+  result = {
+      "record": record,
+      "path": night.path,
+      "channel": night.label,
+      "epochs": night.num_epochs,
+      "trailing_seconds": night.trailing_seconds,
+      "outputs": {
+          k: v for k, v in written.items() if k != "statistics"
+      },
+  }
+  if hypnogram_path:
+    result["metrics"] = score_against(hypnogram_path, night, probabilities)
+    metrics_path = os.path.join(output_dir, f"{record}.metrics.json")
+    with night_outputs._atomic(metrics_path) as tmp:  # pylint: disable=protected-access
+      with open(tmp, "w") as f:
+        json.dump(result["metrics"], f, indent=1)
+    result["outputs"]["metrics"] = metrics_path
+  result["seconds"] = time.perf_counter() - began
+  return result

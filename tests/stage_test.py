@@ -1,0 +1,73 @@
+"""Tests for the eegmobile.stage command, run as a subprocess on nights written at test time
+and on the real Sleep-EDF excerpt (skipped when /work/shared is absent)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests import edf_files
+from tests import stage_lib_test
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXCERPT = os.path.join(os.path.dirname(ROOT), "shared", "sleep-edf", "excerpt",
+                       "SC4001E0-PSG.first300s.edf")
+if not os.path.exists(EXCERPT):
+  EXCERPT = "/work/shared/sleep-edf/excerpt/SC4001E0-PSG.first300s.edf"
+OUTPUTS = ("stages.tsv", "hypnogram.edf", "hypnogram.png", "sleep_stats.json")
+
+export_dir = stage_lib_test.export_dir  # the module-scoped fixture
+
+
+def _stage(tmp_path, *args):
+  return subprocess.run([sys.executable, "-m", "eegmobile.stage", *map(str, args)],
+                        cwd=tmp_path,
+                        env={
+                            **os.environ, "PYTHONPATH": ROOT
+                        },
+                        capture_output=True,
+                        text=True,
+                        timeout=600)
+
+
+def test_several_nights_stage_and_a_bad_one_is_named_and_skipped(export_dir, tmp_path):
+  nights = tmp_path / "nights"
+  nights.mkdir()
+  stage_lib_test._night(nights / "a.edf", seconds=300)  # pylint: disable=protected-access
+  stage_lib_test._night(nights / "b.edf", seconds=125)  # pylint: disable=protected-access
+  edf_files.write_psg(str(nights / "bad.edf"), seconds=60, channels=("EEG C3",))
+  run = _stage(tmp_path, nights, "--model", export_dir, "--runtime", "tensorflow", "--batch_size",
+               "4")
+  assert run.returncode == 1, run.stderr
+  assert "bad.edf" in run.stderr and "no channel 'EEG Fpz-Cz'" in run.stderr
+  assert "staged 2 of 3 night(s)" in run.stdout
+  assert "trailing 5 s not staged" in run.stdout
+  for record in ("a", "b"):
+    for suffix in OUTPUTS:
+      assert os.path.exists(tmp_path / "staged" / f"{record}.{suffix}")
+  assert not any(name.startswith("bad.") for name in os.listdir(tmp_path / "staged"))
+
+
+def test_all_staged_exits_0_and_unusable_arguments_exit_2(export_dir, tmp_path):
+  stage_lib_test._night(tmp_path / "a.edf", seconds=60)  # pylint: disable=protected-access
+  ok = _stage(tmp_path, "a.edf", "--model", os.path.join(export_dir, "images_float16.tflite"),
+              "--runtime", "tensorflow", "--output_dir", "out")
+  assert ok.returncode == 0, ok.stderr
+  assert os.path.exists(tmp_path / "out" / "a.stages.tsv")
+  (tmp_path / "junk.tflite").write_bytes(b"junk")
+  for args, message in ((("a.edf", "--model", "junk.tflite"), "not an EEGMobile export"),
+                        (("a.edf",), "--model is required"), (("a.edf", "a.edf", "--model",
+                                                               export_dir, "--hypnogram", "a.edf"),
+                                                              "goes with one night")):
+    run = _stage(tmp_path, *args)
+    assert run.returncode == 2 and message in run.stderr, run.stderr
+
+
+@pytest.mark.skipif(not os.path.exists(EXCERPT), reason="no Sleep-EDF excerpt in ../shared")
+def test_the_real_excerpt_stages(export_dir, tmp_path):
+  run = _stage(tmp_path, EXCERPT, "--model", export_dir)
+  assert run.returncode == 0, run.stderr
+  tsv = (tmp_path / "staged" / "SC4001E0-PSG.first300s.stages.tsv").read_text()
+  assert "10 epochs" in run.stdout and len(tsv.splitlines()) > 10
+  assert os.path.getsize(tmp_path / "staged" / "SC4001E0-PSG.first300s.hypnogram.edf") > 256
