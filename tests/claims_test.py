@@ -39,6 +39,41 @@ def test_a_live_claim_is_respected_and_a_dead_one_taken_over(tmp_path):
   assert sorted(os.listdir(dead)) == [claims.CLAIM]  # the stale claim is gone
 
 
+def _claim_of_a_process_here(fold_dir, pid):
+  os.makedirs(fold_dir, exist_ok=True)
+  with open(os.path.join(fold_dir, claims.CLAIM), "w") as f:
+    json.dump({**claims._owner(), "pid": pid, "heartbeat": time.time()}, f)  # pylint: disable=protected-access
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/sys/kernel/random/boot_id"), reason="not Linux")
+def test_a_fresh_claim_of_a_process_that_died_here_is_taken_over_at_once(tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True,
+                        text=True,
+                        check=True)
+  dead_pid = int(gone.stdout)
+  alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+  try:
+    _claim_of_a_process_here(str(tmp_path / "dead"), dead_pid)
+    _claim_of_a_process_here(str(tmp_path / "alive"), alive.pid)
+    assert claims.try_claim(str(tmp_path / "dead"), timeout_s=600)
+    assert claims.read_claim(str(tmp_path / "dead"))["pid"] == os.getpid()
+    assert not claims.try_claim(str(tmp_path / "alive"), timeout_s=600)
+  finally:
+    alive.kill()
+    alive.wait()
+  # The same dead pid on another machine (another boot or PID namespace) is not judged here.
+  other = str(tmp_path / "other")
+  _claim_of_a_process_here(other, dead_pid)
+  with open(os.path.join(other, claims.CLAIM)) as f:
+    held = json.load(f)
+  with open(os.path.join(other, claims.CLAIM), "w") as f:
+    json.dump({**held, "node": "another-boot/1"}, f)
+  assert not claims.try_claim(other, timeout_s=600)
+
+
 def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
   fold = str(tmp_path / "fold_00")
   assert claims.try_claim(fold, timeout_s=60)

@@ -2,8 +2,9 @@
 
 A worker claims a fold by creating `<fold dir>/CLAIM` exclusively (O_CREAT | O_EXCL): it
 holds the owner (host, pid) and a heartbeat time the owner refreshes while it trains (a
-thread). A claim whose heartbeat is older than the timeout belongs to a dead worker: it is
-taken over by renaming it away (atomic: only one worker's rename succeeds) and claiming
+thread). A claim whose heartbeat is older than the timeout belongs to a dead worker, and so
+does one whose owner ran on this machine and is no longer a process (a worker killed here
+and restarted need not wait out the timeout): it is taken over by renaming it away (atomic: only one worker's rename succeeds) and claiming
 again; training then resumes from the fold's checkpoint. All file access of claims is in
 this module. A fold dir that is an s3:// URL uses S3 conditional writes instead (below).
 """
@@ -18,8 +19,45 @@ from typing import Optional
 CLAIM = "CLAIM"
 
 
+def _node() -> str:
+  """This machine's boot and PID namespace: a pid names one process only within both."""
+  try:
+    with open("/proc/sys/kernel/random/boot_id") as f:
+      boot = f.read().strip()
+    return f"{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
+  except OSError:
+    return ""  # not Linux: a dead local owner is only noticed by its heartbeat
+
+
 def _owner() -> dict:
-  return {"host": socket.gethostname(), "pid": os.getpid()}
+  return {"host": socket.gethostname(), "pid": os.getpid(), "node": _node()}
+
+
+def _is_mine(held: Optional[dict]) -> bool:
+  return bool(held) and all(held.get(k) == v for k, v in _owner().items())
+
+
+def _owner_is_dead(held: dict) -> bool:
+  """True when the claim's owner ran on this machine (same boot, same PID namespace) and its
+  process is gone: a worker killed here is taken over at once, not after the timeout."""
+  node = _node()
+  if not node or held.get("node") != node or held.get("host") != socket.gethostname():
+    return False
+  pid = held.get("pid")
+  if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  except PermissionError:
+    return False  # alive, another user's
+  return False
+
+
+def is_stale(held: dict, timeout_s: float) -> bool:
+  """A claim whose heartbeat is older than timeout_s, or whose owner died on this machine."""
+  return time.time() - held["heartbeat"] > timeout_s or _owner_is_dead(held)
 
 
 def _write_new(path: str, value: dict) -> bool:
@@ -60,7 +98,7 @@ def try_claim(fold_dir: str, timeout_s: float) -> bool:
   if _write_new(path, mine):
     return True
   held = read_claim(fold_dir)
-  if held is None or time.time() - held["heartbeat"] <= timeout_s:
+  if held is None or not is_stale(held, timeout_s):
     return held is None and _write_new(path, mine)
   stale = f"{path}.stale-{mine['host']}-{mine['pid']}"
   try:
@@ -76,8 +114,7 @@ def release(fold_dir: str) -> None:
   if _is_s3(fold_dir):
     _s3_release(fold_dir)
     return
-  held = read_claim(fold_dir)
-  if held and (held["host"], held["pid"]) == tuple(_owner().values()):
+  if _is_mine(read_claim(fold_dir)):
     os.remove(os.path.join(fold_dir, CLAIM))
 
 
@@ -179,7 +216,7 @@ def _s3_try_claim(fold_dir: str, timeout_s: float) -> bool:
   held, etag = _s3_read(url)
   if held is None:
     return _s3_put(url, mine, IfNoneMatch="*")
-  if time.time() - held["heartbeat"] <= timeout_s:
+  if not is_stale(held, timeout_s):
     return False
   return _s3_put(url, mine, IfMatch=etag)  # only one contender's conditional put succeeds
 
@@ -187,7 +224,7 @@ def _s3_try_claim(fold_dir: str, timeout_s: float) -> bool:
 def _s3_release(fold_dir: str) -> None:
   url = _s3_join(fold_dir)
   held, _ = _s3_read(url)
-  if held and (held["host"], held["pid"]) == tuple(_owner().values()):
+  if _is_mine(held):
     bucket, key = _split(url)
     _s3().delete_object(Bucket=bucket, Key=key)
   with _ETAGS_LOCK:
