@@ -366,3 +366,13 @@ def test_two_workers_share_an_s3_workdir_and_a_killed_workers_fold_is_resumed(tm
         timeout=300)
     assert report.returncode == 0 and "pooled 3 of 3 folds" in report.stdout, report.stderr
     assert "report/table.md" in servers.s3_objects(s3, "runs/paper")
+    # The model to ship, trained into the same store, carries the folds' pooled metrics.
+    final = subprocess.run(_tiny(build, url, "--fold", "final", "--phase1_epochs", "2"),
+                           env=env,
+                           capture_output=True,
+                           text=True,
+                           timeout=600)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    assert "cross-validation metrics: 3 fold(s) pooled" in final.stdout, final.stdout
+    card = json.loads(servers.s3_objects(s3, "runs/paper")["final/model_card.json"])
+    assert card["evaluation"]["cross_validation"]["folds_done"] == [0, 1, 2]

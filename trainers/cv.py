@@ -172,6 +172,9 @@ def _check_input(config) -> list[int]:
   return fold_numbers
 
 
+# What the model card reads of the finished folds (trainers/model_card.py, report_lib).
+_CARD_INPUTS = ("run.json", "DONE", "predictions.csv", "history.json")
+
 # Uploaded after a fold's other files, so the store never shows progress ahead of its checkpoint.
 _PROGRESS_FILES = ("history.json", "state.json", "predictions.csv", "metrics.json", "DONE")
 
@@ -234,6 +237,8 @@ def _train_claimed(config, fold: int) -> bool:
     with claims.Heartbeat(claimed, max(1.0, _CLAIM_TIMEOUT.value / 10)):
       if _remote_workdir:  # resume from what a previous worker uploaded
         workdir_lib.download(claimed, directory, skip=(claims.CLAIM,))
+        if fold == FINAL:  # the folds' results (no checkpoints), for the model card's metrics
+          workdir_lib.download(_remote_workdir, config.workdir, only=_CARD_INPUTS)
       result = train_lib.train_fold(fold_config, after_epoch=after_epoch)
       if _remote_workdir:
         after_epoch(directory)  # predictions, metrics, DONE

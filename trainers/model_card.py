@@ -45,7 +45,7 @@ def cv_metrics(workdir: str, run_id: str) -> Optional[dict]:
   done, _ = report_lib.finished_folds(workdir, run_id)
   if not done:
     return None
-  labels, predicted, _, _ = report_lib._read_folds(workdir, done)  # pylint: disable=protected-access
+  labels, predicted, _, _ = report_lib.read_folds(workdir, done)
   pooled = evaluation.metrics(labels, predicted)
   return {
       "folds_done": done,

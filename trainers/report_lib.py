@@ -35,7 +35,7 @@ def finished_folds(workdir: str, run_id: str) -> tuple[list[int], dict[int, str]
   return done, skipped
 
 
-def _read_folds(workdir: str, done: list[int]):
+def read_folds(workdir: str, done: list[int]):
   """Pooled (labels, predictions), {fold: history} and one metrics row per finished fold."""
   labels, predicted, histories, per_fold = [], [], {}, []
   for k in done:
@@ -71,7 +71,7 @@ def write_report(workdir: str) -> dict:
   done, skipped = finished_folds(workdir, run["run_id"])
   if not done:
     raise run_lib.WorkdirError(f"{workdir}: no finished fold of run {run['run_id']} to report")
-  labels, predicted, histories, per_fold = _read_folds(workdir, done)
+  labels, predicted, histories, per_fold = read_folds(workdir, done)
   # Unfinished folds are listed too, so folds.csv cannot pass for a complete run.
   per_fold += [{"fold": k, **_UNFINISHED} for k in range(num_folds) if k not in done]
   per_fold.sort(key=lambda row: row["fold"])

@@ -110,10 +110,14 @@ def read_text(url: str) -> Optional[str]:
       raise
 
 
-def download(url: str, local_dir: str, skip: tuple[str, ...] = ()) -> list[str]:
+def download(url: str,
+             local_dir: str,
+             skip: tuple[str, ...] = (),
+             only: Optional[tuple[str, ...]] = None) -> list[str]:
   """Copies every object under the prefix `url` into `local_dir`; returns the relative names.
 
-  Objects whose base name is in `skip` (e.g. the claim) are left out.
+  Objects whose base name is in `skip` (e.g. the claim) are left out; with `only`, so is
+  every object whose base name is not in it (e.g. the folds' results without checkpoints).
   """
   bucket, prefix = split(url.rstrip("/") + "/")
   names = []
@@ -122,7 +126,8 @@ def download(url: str, local_dir: str, skip: tuple[str, ...] = ()) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
       for item in page.get("Contents", []):
         name = item["Key"][len(prefix):]
-        if name.rsplit("/", 1)[-1] in skip:
+        base = name.rsplit("/", 1)[-1]
+        if base in skip or (only is not None and base not in only):
           continue
         target = os.path.join(local_dir, *name.split("/"))
         os.makedirs(os.path.dirname(target), exist_ok=True)
