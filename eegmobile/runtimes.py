@@ -157,14 +157,15 @@ def load(path: str,
          *,
          runtime: str = "auto",
          threads: Optional[int] = None,
-         precision: str = "FP32") -> StagingModel:
+         precision: str = "f32") -> StagingModel:
   """Loads an exported model.
 
   Args:
     path: an export directory or a .tflite file of one.
     runtime: one of RUNTIMES.
     threads: CPU threads for the runtime (None: its default).
-    precision: inference precision hint for OpenVINO.
+    precision: "f32" or "bf16", OpenVINO's inference precision; other runtimes take "f32"
+      only (bf16 is not a drop-in: see BUILD_NOTES.md, "Runtimes").
 
   Returns:
     The StagingModel.
@@ -176,6 +177,10 @@ def load(path: str,
   path = str(path)
   if runtime not in RUNTIMES:
     raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+  if precision not in ("f32", "bf16"):
+    raise ModelError(f"unknown precision {precision!r}; choose f32 or bf16")
+  if precision != "f32" and runtime != "openvino":
+    raise ModelError(f"precision {precision} needs runtime openvino (got {runtime})")
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: no such model file or export directory")
   if os.path.isdir(path):

@@ -32,6 +32,9 @@ _HYPNOGRAM = flags.DEFINE_string(
     "against; only with one night.")
 _RUNTIME = flags.DEFINE_enum("runtime", "auto", ["auto", "tensorflow", "litert", "openvino"],
                              "Runtime (auto: litert for a .tflite when installed).")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "f32", ["f32", "bf16"], "Inference precision; bf16 (the CPU's matrix units) "
+    "needs --runtime openvino and is not a drop-in for f32 (see BUILD_NOTES.md).")
 _THREADS = flags.DEFINE_integer("threads", None, "CPU threads for the runtime.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32,
                                    "Epochs turned into images and scored at a time.")
@@ -70,7 +73,10 @@ def _run(args: list[str]) -> int:
     nights = _nights(args)
     if _HYPNOGRAM.value and len(nights) != 1:
       raise ValueError(f"--hypnogram goes with one night; {len(nights)} were given")
-    model = runtimes.load(_MODEL.value, runtime=_RUNTIME.value, threads=_THREADS.value)
+    model = runtimes.load(_MODEL.value,
+                          runtime=_RUNTIME.value,
+                          threads=_THREADS.value,
+                          precision=_PRECISION.value)
     config = stage_lib.StageConfig(channel=_CHANNEL.value, chunk_epochs=_BATCH_SIZE.value)
     stage_lib.check_preprocessing(model, config)
   except (ValueError, FileNotFoundError) as e:
