@@ -1,7 +1,7 @@
 r"""Time `python -m eegmobile.stage` on a synthetic 22-hour night, per runtime.
 
   PYTHONPATH=. python bench/stage_night.py --workdir /tmp/stage_bench \
-      --litert_path /tmp/litert [--openvino_path /tmp/ov] [--yasa_python /tmp/yasa/bin/python]
+      [--openvino_path /tmp/ov] [--yasa_python /tmp/yasa/bin/python]
 
 Writes (once, reused) a synthetic night in the Sleep-EDF cassette layout (2,650 epochs,
 22 h 5 min; eegmobile/demo/synthetic.py) and a random-weights 224x224 model exported
@@ -12,11 +12,12 @@ bench/yasa_night.py on the same EDF and prints its line beside ours. Timings on 
 machine are noisy: run it twice and compare ratios within one run.
 """
 
+import importlib.util
 import json
 import os
-import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 from absl import app
@@ -24,8 +25,9 @@ from absl import flags
 
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/stage_bench", "Night, model and outputs go here.")
 _EPOCHS = flags.DEFINE_integer("epochs", 2650, "Epochs in the synthetic night.")
-_LITERT_PATH = flags.DEFINE_string("litert_path", None,
-                                   "A --target directory holding ai_edge_litert.")
+_LITERT_PATH = flags.DEFINE_string(
+    "litert_path", None, "A --target directory holding ai_edge_litert (default: "
+    "the installed one, setup.cfg extra 'lite').")
 _OPENVINO_PATH = flags.DEFINE_string("openvino_path", None,
                                      "A --target directory holding openvino.")
 _YASA_PYTHON = flags.DEFINE_string("yasa_python", None,
@@ -67,16 +69,17 @@ def _model(directory: str) -> None:
 
 
 def _time(command: list[str], env: dict) -> tuple[float, float, str]:
-  """(seconds, peak RSS MB of this child, output): one fresh process."""
-  before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  began = time.perf_counter()
-  run = subprocess.run(command, env=env, capture_output=True, text=True)
-  seconds = time.perf_counter() - began
-  peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-  # RUSAGE_CHILDREN's maximum is over all children so far; a smaller child reads as the
-  # larger earlier one, so the runs go in increasing expected size (litert first).
-  note = "" if run.returncode == 0 else f" FAILED rc={run.returncode}: {run.stderr[-300:]}"
-  return seconds, max(peak, before) / 1024, note
+  """(seconds, peak RSS MB, note) of one fresh process: its own rusage, from wait4."""
+  with tempfile.TemporaryFile() as err:
+    began = time.perf_counter()
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not all children's
+    seconds = time.perf_counter() - began
+    child.returncode = os.waitstatus_to_exitcode(status)
+    err.seek(0)
+    message = err.read().decode(errors="replace")
+  note = "" if child.returncode == 0 else f" FAILED rc={child.returncode}: {message[-300:]}"
+  return seconds, usage.ru_maxrss / 1024, note
 
 
 def main(argv):
@@ -89,8 +92,8 @@ def main(argv):
   _model(export)
   base_env = {**os.environ, "PYTHONPATH": ROOT}
   runs = []
-  if _LITERT_PATH.value:
-    env = {**base_env, "PYTHONPATH": f"{ROOT}:{_LITERT_PATH.value}"}
+  if _LITERT_PATH.value or importlib.util.find_spec("ai_edge_litert"):  # the 'lite' extra
+    env = {**base_env, "PYTHONPATH": ":".join(filter(None, [ROOT, _LITERT_PATH.value]))}
     runs += [(f"litert {name}", os.path.join(export, name), "litert", env)
              for name in ("images_float16.tflite", "images_int8.tflite", "eegmobile_float32.tflite")
             ]
@@ -99,14 +102,14 @@ def main(argv):
   runs.append(("tensorflow SavedModel", export, "tensorflow", base_env))
   if _OPENVINO_PATH.value:
     env = {**base_env, "PYTHONPATH": f"{ROOT}:{_OPENVINO_PATH.value}"}
-    runs.append(
-        ("openvino images_float16.tflite", os.path.join(export,
-                                                        "images_float16.tflite"), "openvino", env))
+    for precision in ("f32", "bf16"):
+      runs.append((f"openvino {precision} images_float16.tflite",
+                   os.path.join(export, "images_float16.tflite"), "openvino", env, precision))
   if "all" not in _RUNS.value:
     runs = [r for r in runs if r[0] in _RUNS.value]
   print(f"night {edf}: {_EPOCHS.value} epochs; {os.cpu_count()} CPUs (shared machine: "
         "provisional figures)")
-  for name, model, runtime, env in runs:
+  for name, model, runtime, env, *precision in runs:
     command = [
         sys.executable, "-m", "eegmobile.stage", edf, "--model", model, "--runtime", runtime,
         "--output_dir",
@@ -114,6 +117,8 @@ def main(argv):
     ]
     if _THREADS.value:
       command += ["--threads", str(_THREADS.value)]
+    if precision:
+      command += ["--precision", precision[0]]
     seconds, rss, note = _time(command, env)
     print(f"{name:40s} {seconds:7.2f} s  peak RSS {rss:7.0f} MB{note}", flush=True)
   if _YASA_PYTHON.value:

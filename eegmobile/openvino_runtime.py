@@ -9,9 +9,10 @@ batch size. OpenVINO is optional: `pip install openvino` (2026.4 works beside nu
   predict = openvino_runtime.load("export/images_float16.tflite", threads=2)
   probabilities = predict(colormap_indices)  # uint8 [n, H, W] -> float32 [n, 5]
 
-Precision "bf16" computes in bfloat16 where the CPU has it (AMX or AVX-512 BF16), about
-1.8x float32 on this machine; "f32" keeps float32. On a CPU without bf16 OpenVINO falls
-back to float32.
+Precision "f32" (the default) keeps float32; "bf16" computes in bfloat16 where the CPU
+has it (AMX or AVX-512 BF16), faster but not a drop-in: its probabilities differ from
+float32's (BUILD_NOTES.md, "Runtimes"). On a CPU without bf16 OpenVINO falls back to
+float32.
 """
 
 from typing import Callable, Optional
@@ -34,7 +35,7 @@ def _openvino():
 def load(path: str,
          *,
          threads: Optional[int] = None,
-         precision: str = "bf16",
+         precision: str = "f32",
          performance_hint: str = "LATENCY") -> Callable[[np.ndarray], np.ndarray]:
   """Compiles a TFLite file for the CPU; returns a function from a batch to its output.
 

@@ -84,7 +84,8 @@ def test_bf16_gives_probability_rows(exported):
   # Not compared with f32 row by row: on a random model bf16 moves probabilities a lot
   # (bench/runtimes.py measures it); a trained model is the real check.
   images = spectrogram.spectrogram_images(_epochs(6, seed=3), SPEC)
-  bf16 = openvino_runtime.load(f"{exported}/images_float16.tflite", threads=1)(images)
+  bf16 = openvino_runtime.load(f"{exported}/images_float16.tflite", threads=1,
+                               precision="bf16")(images)
   assert bf16.shape == (6, 5) and np.isfinite(bf16).all()
   np.testing.assert_allclose(bf16.sum(axis=1), 1.0, atol=1e-2)
 
@@ -110,3 +111,15 @@ def test_bad_input_and_files_are_named(exported, tmp_path):
     openvino_runtime.load(str(bad))
   with pytest.raises(ValueError, match="precision"):
     openvino_runtime.load(path, precision="int4")
+
+
+def test_the_staging_runtime_runs_openvino_at_the_asked_precision(exported):
+  from eegmobile import runtimes  # pylint: disable=g-import-not-at-top
+  images = spectrogram.spectrogram_images(_epochs(5, seed=2), SPEC)
+  path = f"{exported}/images_float16.tflite"
+  staged = runtimes.load(path, runtime="openvino")  # f32 by default
+  assert staged.runtime == "openvino" and staged.input_kind == "images"
+  np.testing.assert_allclose(staged.predict(images), _tflite(path, images), atol=1e-3)
+  assert runtimes.load(path, runtime="openvino", precision="bf16").predict(images).shape == (5, 5)
+  with pytest.raises(runtimes.ModelError, match="needs runtime openvino"):
+    runtimes.load(path, runtime="litert", precision="bf16")
