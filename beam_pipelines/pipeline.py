@@ -3,7 +3,8 @@
 `run()` finds the recordings, builds every night in a Beam pipeline (each night's shard
 is written to a staging directory beside the output), then names the shards per subject,
 writes the manifest last and moves the staging directory into place. An interrupted run
-leaves only `<output_dir>.incomplete-<pid>`, never a directory that looks finished.
+leaves only `<output_dir>.incomplete` (removed by the next run), never a directory that
+looks finished.
 
 The DirectRunner runs offline: Beam's DirectRunner first tries the Prism runner, whose
 binary it downloads from GitHub (impossible offline; it then falls back silently), so for
