@@ -216,13 +216,7 @@ def _prepare_fold(config: TrainConfig, manifest: dict, directory: str,
                       config.fold,
                       run["folds"]["num_folds"],
                       num_validation_subjects=config.num_validation_subjects)
-  os.makedirs(directory, exist_ok=True)
-  fold_run = os.path.join(directory, run_lib.RUN_FILE)
-  run_lib.create_exclusive(fold_run, json.dumps({"run_id": run["run_id"]}) + "\n")
-  if _read_json(fold_run)["run_id"] != run["run_id"]:
-    raise run_lib.WorkdirError(f"{fold_run}: this fold belongs to run "
-                               f"{_read_json(fold_run)['run_id']}, not {run['run_id']}; "
-                               "pass --restart to start over")
+  _claim_for_run(directory, run, "fold")
   _write_json(os.path.join(directory, "split.json"), dataclasses.asdict(split))
   _write_json(os.path.join(directory, "config.json"), dataclasses.asdict(config))
   return split
@@ -304,6 +298,17 @@ def _score(model, config: TrainConfig, directory: str, split: folds.FoldSplit, t
   _write_json(os.path.join(directory, "metrics.json"), metrics)
   _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
   return metrics
+
+
+def _claim_for_run(directory: str, run: dict, what: str) -> None:
+  """Records `directory` as belonging to `run` (once); refuses one of another run."""
+  os.makedirs(directory, exist_ok=True)
+  fold_run = os.path.join(directory, run_lib.RUN_FILE)
+  run_lib.create_exclusive(fold_run, json.dumps({"run_id": run["run_id"]}) + "\n")
+  recorded = _read_json(fold_run)["run_id"]
+  if recorded != run["run_id"]:
+    raise run_lib.WorkdirError(f"{fold_run}: this {what} belongs to run {recorded}, not "
+                               f"{run['run_id']}; pass --restart to start over")
 
 
 def train_fold(config: TrainConfig,
@@ -393,13 +398,7 @@ def train_final(config: TrainConfig, *, restart: bool = False) -> dict:
     os.remove(os.path.join(directory, DONE))
   subjects = manifest_lib.subjects(manifest)
   split = folds.FoldSplit(FINAL, run["folds"]["num_folds"], tuple(sorted(subjects)), (), ())
-  os.makedirs(directory, exist_ok=True)
-  fold_run = os.path.join(directory, run_lib.RUN_FILE)
-  run_lib.create_exclusive(fold_run, json.dumps({"run_id": run["run_id"]}) + "\n")
-  if _read_json(fold_run)["run_id"] != run["run_id"]:
-    raise run_lib.WorkdirError(f"{fold_run}: this model belongs to run "
-                               f"{_read_json(fold_run)['run_id']}, not {run['run_id']}; "
-                               "pass --restart to start over")
+  _claim_for_run(directory, run, "model")
   for name in (model_card.CARD_JSON, model_card.CARD_MD):  # a card only for a finished model
     if os.path.exists(os.path.join(directory, name)):
       os.remove(os.path.join(directory, name))
