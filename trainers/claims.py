@@ -163,14 +163,13 @@ def _is_s3(path: str) -> bool:
 
 
 def _s3():
-  import boto3  # pylint: disable=g-import-not-at-top
-  endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("S3_ENDPOINT") or None
-  return boto3.client("s3", endpoint_url=endpoint, region_name=os.environ.get("AWS_REGION"))
+  from trainers import workdir  # pylint: disable=g-import-not-at-top
+  return workdir.client()
 
 
 def _split(url: str) -> tuple[str, str]:
-  bucket, _, key = url[len("s3://"):].partition("/")
-  return bucket, key
+  from trainers import workdir  # pylint: disable=g-import-not-at-top
+  return workdir.split(url)
 
 
 def _s3_join(fold_dir: str) -> str:
