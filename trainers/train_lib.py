@@ -73,18 +73,11 @@ def _use_mixed_precision(setting: str) -> bool:
 def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixed: bool):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfrecords import datasets  # pylint: disable=g-import-not-at-top
-  color = config.color if config.colormap_on == "host" else None
+  train = _train_dataset(config, split, image_size, mixed)
   common = dict(batch_size=config.batch_size,
-                color=color,
+                color=config.color if config.colormap_on == "host" else None,
                 seed=config.seed,
                 output_dtype=tf.float16 if mixed else tf.float32)
-  train = datasets.make_dataset(config.build_dir,
-                                split.train,
-                                training=True,
-                                cache=config.cache,
-                                shuffle=config.shuffle_mode,
-                                shuffle_buffer=config.shuffle_buffer,
-                                **common)
   val = datasets.make_dataset(config.build_dir,
                               split.validation,
                               training=False,
@@ -97,10 +90,7 @@ def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixe
                                with_metadata=True,
                                **common)
   if config.image_size and config.image_size != image_size:
-    if color is None:
-      raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
     size = [config.image_size] * 2
-    train = train.map(lambda x, y: (tf.image.resize(x, size), y))
     val = val.map(lambda x, y: (tf.image.resize(x, size), y))
     test = test.map(lambda x, y, m: (tf.image.resize(x, size), y, m))
   return train, val, test
@@ -433,6 +423,8 @@ def _train_dataset(config: TrainConfig, split: folds.FoldSplit, image_size: int,
                                 seed=config.seed,
                                 output_dtype=tf.float16 if mixed else tf.float32)
   if config.image_size and config.image_size != image_size:
+    if color is None:
+      raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
     size = [config.image_size] * 2
     train = train.map(lambda x, y: (tf.image.resize(x, size), y))
   return train
