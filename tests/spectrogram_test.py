@@ -44,8 +44,8 @@ def test_power_matches_scipy(config):
 
 
 def test_paper_defaults_give_scipys_default_window():
-  np.testing.assert_allclose(spectrogram.window(PAPER), scipy.signal.get_window(("tukey", 0.25),
-                                                                                30))
+  np.testing.assert_array_equal(spectrogram.window(PAPER),
+                                scipy.signal.get_window(("tukey", 0.25), 30))
   assert spectrogram.num_segments(PAPER, 3000) == 213
   assert spectrogram.num_frequencies(PAPER) == 513
 
@@ -75,15 +75,29 @@ def test_a_window_of_the_wrong_length_is_refused():
     spectrogram.spectrogram_images(_eeg_like(1), PAPER, window=np.ones(31))
 
 
-@pytest.mark.parametrize("passed, imported", [(True, "False"), (False, "True")])
-def test_images_with_a_passed_window_do_not_import_scipy_signal(passed, imported):
-  """A Beam worker gets the window from the driver and never imports scipy.signal."""
+@pytest.mark.parametrize("nperseg", [2, 3, 4, 7, 30, 31, 64, 101, 256, 1000])
+@pytest.mark.parametrize("alpha", [0.01, 0.1, 0.25, 1 / 3, 0.5, 0.75, 0.99])
+def test_the_tukey_window_is_scipys_bit_for_bit(nperseg, alpha):
+  """Computed without scipy.signal (its import costs a staged night ~1 s), so it must be
+  exactly scipy's or images would change."""
+  config = dataclasses.replace(PAPER, window_param=alpha, nperseg=nperseg, noverlap=0)
+  np.testing.assert_array_equal(spectrogram.window(config),
+                                scipy.signal.get_window(("tukey", alpha), nperseg))
+
+
+@pytest.mark.parametrize("passed, name, imported", [(True, "tukey", "False"),
+                                                    (False, "tukey", "False"),
+                                                    (False, "hann", "True")])
+def test_only_a_window_other_than_tukey_imports_scipy_signal(passed, name, imported):
+  """A Beam worker gets the window from the driver; staging computes the default Tukey
+  window itself; neither imports scipy.signal (0.6-1.2 s)."""
   import subprocess
   import sys
   win = repr(spectrogram.window(PAPER).tolist()) if passed else "None"
   code = ("import sys, numpy as np; from eegmobile import spectrogram, config; "
           "spectrogram.spectrogram_images(np.random.default_rng(0).normal(size=(2, 3000)), "
-          f"config.SpectrogramConfig(), window={win}); print('scipy.signal' in sys.modules)")
+          f"config.SpectrogramConfig(window={name!r}), window={win}); "
+          "print('scipy.signal' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == imported
 
