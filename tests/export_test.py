@@ -42,6 +42,8 @@ def _save_model(path: str, colormap, soften_on: Optional[np.ndarray] = None) -> 
   Its outputs are then nearly one-hot, so a pixel one colour index off can flip an epoch
   from 0 to 1; `soften_on` scales the last layer's weights down until no probability so small input differences give small output ones.
   """
+  import keras  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(0)  # the same model every run: a failure can be reproduced
   model = model_lib.build_model(model_lib.ModelConfig(image_size=32,
                                                       input_colormap=colormap,
                                                       batch_norm_momentum=0.0),
