@@ -15,6 +15,7 @@ float32's (BUILD_NOTES.md, "Runtimes"). On a CPU without bf16 OpenVINO falls bac
 float32.
 """
 
+import functools
 from typing import Callable, Optional
 
 import numpy as np
@@ -30,6 +31,16 @@ def _openvino():
     raise ImportError("eegmobile.openvino_runtime needs OpenVINO: install openvino "
                       "(pip install openvino)") from e
   return openvino
+
+
+@functools.lru_cache(maxsize=None)
+def native_bf16() -> bool:
+  """Whether OpenVINO's CPU plugin computes bf16 natively here (AMX or AVX-512 BF16).
+
+  Raises:
+    ImportError: OpenVINO is not installed.
+  """
+  return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 
 def load(path: str,

@@ -30,12 +30,18 @@ _CHANNEL = flags.DEFINE_string(
 _HYPNOGRAM = flags.DEFINE_string(
     "hypnogram", None, "An expert's hypnogram (EDF+ annotations) to score the night "
     "against; only with one night.")
-_RUNTIME = flags.DEFINE_enum("runtime", "auto", ["auto", "tensorflow", "litert", "openvino"],
-                             "Runtime (auto: litert for a .tflite when installed).")
+_RUNTIME = flags.DEFINE_enum(
+    "runtime", "auto", ["auto", "tensorflow", "litert", "openvino"],
+    "Runtime. auto, for a .tflite: openvino in bf16 where installed and the CPU has bf16 "
+    "(AMX or AVX-512 BF16), else litert where installed, else tensorflow; an export "
+    "directory runs on tensorflow.")
 _PRECISION = flags.DEFINE_enum(
-    "precision", "f32", ["f32", "bf16"], "Inference precision; bf16 (the CPU's matrix units) "
-    "needs --runtime openvino and is not a drop-in for f32 (see BUILD_NOTES.md).")
-_THREADS = flags.DEFINE_integer("threads", None, "CPU threads for the runtime.")
+    "precision", "auto", ["auto", "f32", "bf16"],
+    "Inference precision. bf16 (openvino only; the CPU's matrix units) keeps f32's top class "
+    "(measured on a short-trained model), not its probabilities bit for bit (BUILD_NOTES.md, 'Runtimes'); auto: bf16 where "
+    "openvino runs on such a CPU, else f32.")
+_THREADS = flags.DEFINE_integer(
+    "threads", None, "CPU threads for the runtime (default: every core this process may use).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32,
                                    "Epochs turned into images and scored at a time.")
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
@@ -82,7 +88,9 @@ def _run(args: list[str]) -> int:
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(f"model {model.path} ({model.input_kind}, {model.runtime}); {len(nights)} night(s)")
+  print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
+        f"{model.threads} threads); "
+        f"{len(nights)} night(s)")
   failed = []
   for i, path in enumerate(nights, 1):
     try:

@@ -117,9 +117,12 @@ def test_the_staging_runtime_runs_openvino_at_the_asked_precision(exported):
   from eegmobile import runtimes  # pylint: disable=g-import-not-at-top
   images = spectrogram.spectrogram_images(_epochs(5, seed=2), SPEC)
   path = f"{exported}/images_float16.tflite"
-  staged = runtimes.load(path, runtime="openvino")  # f32 by default
-  assert staged.runtime == "openvino" and staged.input_kind == "images"
+  staged = runtimes.load(path, runtime="openvino", precision="f32")
+  assert (staged.runtime, staged.precision, staged.input_kind) == ("openvino", "f32", "images")
   np.testing.assert_allclose(staged.predict(images), _tflite(path, images), atol=1e-3)
-  assert runtimes.load(path, runtime="openvino", precision="bf16").predict(images).shape == (5, 5)
+  bf16 = runtimes.load(path, runtime="openvino", precision="bf16")
+  assert bf16.precision == "bf16" and bf16.predict(images).shape == (5, 5)
+  default = runtimes.load(path, runtime="openvino")  # bf16 where the CPU has it
+  assert default.precision == ("bf16" if openvino_runtime.native_bf16() else "f32")
   with pytest.raises(runtimes.ModelError, match="needs runtime openvino"):
     runtimes.load(path, runtime="litert", precision="bf16")

@@ -183,6 +183,22 @@ def test_a_model_with_other_preprocessing_is_refused_naming_the_parameters(expor
     stage_lib.check_preprocessing(model, CONFIG)
 
 
+def test_a_runtime_gets_every_core_unless_told_otherwise(export_dir, monkeypatch):
+  """TFLite's own default is one thread: half the speed on two cores."""
+  given = []
+  real = runtimes._tflite_predict  # pylint: disable=protected-access
+  monkeypatch.setattr(runtimes, "_tflite_predict",
+                      lambda path, cls, threads: given.append(threads) or real(path, cls, threads))
+  path = os.path.join(export_dir, "images_float16.tflite")
+  cores = len(os.sched_getaffinity(0))
+  assert runtimes.default_threads() == cores
+  assert runtimes.load(path, runtime="tensorflow").threads == cores
+  assert runtimes.load(path, runtime="tensorflow", threads=1).threads == 1
+  assert given == [cores, 1]
+  with pytest.raises(runtimes.ModelError, match="threads must be at least 1, got 0"):
+    runtimes.load(path, threads=0)
+
+
 def test_a_file_that_is_not_our_model_is_refused(tmp_path):
   (tmp_path / "x.tflite").write_bytes(b"not a model")
   with pytest.raises(runtimes.ModelError, match="not an EEGMobile export"):
@@ -208,14 +224,18 @@ def test_scored_against_an_experts_hypnogram(export_dir, tmp_path):
   assert json.load(open(result["outputs"]["metrics"]))["kappa"] == metrics["kappa"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
-                    reason="ai-edge-litert not installed (setup.cfg extra 'lite')")
-def test_litert_runs_without_importing_tensorflow(export_dir, tmp_path):
+@pytest.mark.parametrize("runtime, module", [("litert", "ai_edge_litert"),
+                                             ("openvino", "openvino")])
+def test_a_tflite_runtime_stages_without_importing_tensorflow(runtime, module, export_dir,
+                                                              tmp_path):
+  if importlib.util.find_spec(module) is None:
+    pytest.skip(f"{module} not installed (setup.cfg extras 'lite', 'openvino')")
   edf = tmp_path / "night.edf"
   _night(edf)
   code = ("import sys, numpy as np\n"
           "from eegmobile import runtimes, stage_lib\n"
-          f"m = runtimes.load({os.path.join(export_dir, 'images_float16.tflite')!r})\n"
+          f"m = runtimes.load({os.path.join(export_dir, 'images_float16.tflite')!r}, "
+          f"runtime={runtime!r})\n"
           f"r = stage_lib.stage_night({str(edf)!r}, m, {str(tmp_path / 'out')!r})\n"
           "print(m.runtime, r['epochs'], 'tensorflow' in sys.modules)\n")
   run = subprocess.run([sys.executable, "-c", code],
@@ -226,4 +246,41 @@ def test_litert_runs_without_importing_tensorflow(export_dir, tmp_path):
                        text=True,
                        timeout=300)
   assert run.returncode == 0, run.stderr
-  assert run.stdout.split() == ["litert", "10", "False"]
+  assert run.stdout.split() == [runtime, "10", "False"]
+
+
+@pytest.mark.parametrize(
+    "openvino_bf16, litert, asked, expected",
+    [
+        (True, True, ("auto", "auto"), ("openvino", "bf16")),
+        (True, True, ("auto", "f32"), ("litert", "f32")),  # f32 asked: exact, not OpenVINO
+        (False, True, ("auto", "auto"), ("litert", "f32")),
+        (False, False, ("auto", "auto"), ("tensorflow", "f32")),
+        (True, True, ("openvino", "auto"), ("openvino", "bf16")),
+        (False, True, ("openvino", "auto"), ("openvino", "f32")),  # a CPU without bf16
+        (True, True, ("litert", "auto"), ("litert", "f32")),
+        (True, True, ("openvino", "f32"), ("openvino", "f32")),
+    ])
+def test_auto_picks_openvino_bf16_only_where_the_cpu_has_it(openvino_bf16, litert, asked, expected,
+                                                            monkeypatch):
+  monkeypatch.setattr(runtimes, "_openvino_bf16", lambda: openvino_bf16)
+  monkeypatch.setattr(runtimes, "_litert_available", lambda: litert)
+  assert runtimes.resolve(*asked) == expected
+
+
+@pytest.mark.parametrize("openvino_bf16, asked, message", [
+    (False, ("auto", "bf16"), "bf16 needs runtime openvino"),
+    (True, ("litert", "bf16"), r"bf16 needs runtime openvino \(got litert\)"),
+    (True, ("tensorflow", "bf16"), r"bf16 needs runtime openvino \(got tensorflow\)"),
+    (True, ("auto", "f16"), "unknown precision 'f16'"),
+    (True, ("onnx", "auto"), "unknown runtime 'onnx'"),
+])
+def test_a_precision_the_runtime_lacks_is_refused(openvino_bf16, asked, message, monkeypatch):
+  monkeypatch.setattr(runtimes, "_openvino_bf16", lambda: openvino_bf16)
+  with pytest.raises(runtimes.ModelError, match=message):
+    runtimes.resolve(*asked)
+
+
+def test_an_export_directory_runs_on_tensorflow_in_f32(monkeypatch):
+  monkeypatch.setattr(runtimes, "_openvino_bf16", lambda: True)
+  assert runtimes.resolve("auto", "auto", is_tflite=False) == ("tensorflow", "f32")
