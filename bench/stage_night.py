@@ -4,12 +4,15 @@ r"""Time `python -m eegmobile.stage` on a synthetic 22-hour night, per runtime.
       [--openvino_path /tmp/ov] [--yasa_python /tmp/yasa/bin/python]
 
 Writes (once, reused) a synthetic night in the Sleep-EDF cassette layout (2,650 epochs,
-22 h 5 min; eegmobile/demo/synthetic.py) and a random-weights 224x224 model exported
-with trainers.export_lib, then runs the command as a fresh subprocess for each
-available runtime and model file and prints wall time (process start to all outputs
-written) and peak RSS (the child's ru_maxrss). With --yasa_python it also runs
-bench/yasa_night.py on the same EDF and prints its line beside ours. Timings on a shared
-machine are noisy: run it twice and compare ratios within one run.
+22 h 5 min; eegmobile/demo/synthetic.py) and, unless --export_dir names an export (e.g.
+bench/demo_model.py's short-trained one), a random-weights 224x224 model exported with
+trainers.export_lib, then runs the command as a fresh subprocess for each available
+runtime and model file and prints wall time (process start to all outputs written) and
+peak RSS (the child's ru_maxrss). The night and model are made in a child process: a
+child's ru_maxrss starts at its parent's size when it is forked, so the parent stays
+small. With --yasa_python it also runs bench/yasa_night.py on the same EDF and prints its
+line beside ours. Timings on a shared machine are noisy: run it twice and compare ratios
+within one run.
 """
 
 import importlib.util
@@ -28,12 +31,17 @@ _EPOCHS = flags.DEFINE_integer("epochs", 2650, "Epochs in the synthetic night.")
 _LITERT_PATH = flags.DEFINE_string(
     "litert_path", None, "A --target directory holding ai_edge_litert (default: "
     "the installed one, setup.cfg extra 'lite').")
-_OPENVINO_PATH = flags.DEFINE_string("openvino_path", None,
-                                     "A --target directory holding openvino.")
+_OPENVINO_PATH = flags.DEFINE_string(
+    "openvino_path", None, "A --target directory holding openvino (default: the installed "
+    "one, setup.cfg extra 'openvino').")
 _YASA_PYTHON = flags.DEFINE_string("yasa_python", None,
                                    "Python with yasa, to run bench/yasa_night.py.")
 _THREADS = flags.DEFINE_integer("threads", None, "--threads for the runtimes.")
 _RUNS = flags.DEFINE_list("runs", ["all"], "Subset of run names to time (default: all).")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "An export to stage with (default: a random-weights model made "
+    "in <workdir>/export).")
+_PREPARE = flags.DEFINE_bool("prepare", False, "Internal: make the night and model, exit.")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -87,11 +95,28 @@ def main(argv):
   workdir = _WORKDIR.value
   os.makedirs(workdir, exist_ok=True)
   edf = os.path.join(workdir, "night22h.edf")
-  export = os.path.join(workdir, "export")
-  _night(edf, _EPOCHS.value)
-  _model(export)
+  export = _EXPORT_DIR.value or os.path.join(workdir, "export")
+  if _EXPORT_DIR.value and not os.path.exists(os.path.join(export, "export.json")):
+    raise app.UsageError(f"--export_dir {export}: no export.json (make one with "
+                         "trainers.export or bench/demo_model.py)")
+  if _PREPARE.value:
+    _night(edf, _EPOCHS.value)
+    _model(export)
+    return
+  if not os.path.exists(edf) or not os.path.exists(os.path.join(export, "export.json")):
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--prepare"] +
+                   [a for a in sys.argv[1:] if not a.startswith("--runs")],
+                   check=True,
+                   env={
+                       **os.environ, "PYTHONPATH": ROOT
+                   })
   base_env = {**os.environ, "PYTHONPATH": ROOT}
-  runs = []
+  # What a user gets with no --runtime or --precision (auto: see eegmobile.runtimes.resolve).
+  runs = [("default (auto) images_float16.tflite", os.path.join(export, "images_float16.tflite"),
+           "auto", {
+               **base_env, "PYTHONPATH":
+                   ":".join(filter(None, [ROOT, _LITERT_PATH.value, _OPENVINO_PATH.value]))
+           })]
   if _LITERT_PATH.value or importlib.util.find_spec("ai_edge_litert"):  # the 'lite' extra
     env = {**base_env, "PYTHONPATH": ":".join(filter(None, [ROOT, _LITERT_PATH.value]))}
     runs += [(f"litert {name}", os.path.join(export, name), "litert", env)
@@ -100,15 +125,14 @@ def main(argv):
   runs += [(f"tf.lite {name}", os.path.join(export, name), "tensorflow", base_env)
            for name in ("images_float16.tflite", "eegmobile_float32.tflite")]
   runs.append(("tensorflow SavedModel", export, "tensorflow", base_env))
-  if _OPENVINO_PATH.value:
-    env = {**base_env, "PYTHONPATH": f"{ROOT}:{_OPENVINO_PATH.value}"}
+  if _OPENVINO_PATH.value or importlib.util.find_spec("openvino"):  # the 'openvino' extra
+    env = {**base_env, "PYTHONPATH": ":".join(filter(None, [ROOT, _OPENVINO_PATH.value]))}
     for precision in ("f32", "bf16"):
       runs.append((f"openvino {precision} images_float16.tflite",
                    os.path.join(export, "images_float16.tflite"), "openvino", env, precision))
   if "all" not in _RUNS.value:
     runs = [r for r in runs if r[0] in _RUNS.value]
-  print(f"night {edf}: {_EPOCHS.value} epochs; {os.cpu_count()} CPUs (shared machine: "
-        "provisional figures)")
+  print(f"night {edf}: {_EPOCHS.value} epochs; model {export}; {os.cpu_count()} CPUs")
   for name, model, runtime, env, *precision in runs:
     command = [
         sys.executable, "-m", "eegmobile.stage", edf, "--model", model, "--runtime", runtime,
