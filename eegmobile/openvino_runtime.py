@@ -9,10 +9,12 @@ batch size. OpenVINO is optional: `pip install openvino` (2026.4 works beside nu
   predict = openvino_runtime.load("export/images_float16.tflite", threads=2)
   probabilities = predict(colormap_indices)  # uint8 [n, H, W] -> float32 [n, 5]
 
-Precision "f32" (the default) keeps float32; "bf16" computes in bfloat16 where the CPU
-has it (AMX or AVX-512 BF16), faster but not a drop-in: its probabilities differ from
-float32's (BUILD_NOTES.md, "Runtimes"). On a CPU without bf16 OpenVINO falls back to
-float32.
+Precision "f32" (this module's default) asks for float32, though with float16 weights in
+the file the CPU plugin runs many convolutions in f16 on CPUs with AVX512-FP16, and slowly;
+"bf16" computes in bfloat16 where the CPU has it (`native_bf16`: AMX or AVX-512 BF16),
+1.8x LiteRT's speed on 2 cores, with probabilities close to float32's but not equal
+(BUILD_NOTES.md, "Runtimes"; `eegmobile.runtimes.resolve` makes it the staging default
+where available). On a CPU without bf16 OpenVINO falls back to float32.
 """
 
 import functools

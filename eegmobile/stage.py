@@ -37,9 +37,9 @@ _RUNTIME = flags.DEFINE_enum(
     "directory runs on tensorflow.")
 _PRECISION = flags.DEFINE_enum(
     "precision", "auto", ["auto", "f32", "bf16"],
-    "Inference precision. bf16 (openvino only; the CPU's matrix units) keeps f32's top class "
-    "(measured on a short-trained model), not its probabilities bit for bit (BUILD_NOTES.md, 'Runtimes'); auto: bf16 where "
-    "openvino runs on such a CPU, else f32.")
+    "Inference precision. bf16 (openvino only; the CPU's matrix units) kept f32's top "
+    "class on a short-trained model, not its probabilities bit for bit (BUILD_NOTES.md, "
+    "'Runtimes'); auto: bf16 where openvino runs on such a CPU, else f32.")
 _THREADS = flags.DEFINE_integer(
     "threads", None, "CPU threads for the runtime (default: every core this process may use).")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 32,
@@ -89,8 +89,7 @@ def _run(args: list[str]) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
-        f"{model.threads} threads); "
-        f"{len(nights)} night(s)")
+        f"{model.threads} threads); {len(nights)} night(s)")
   failed = []
   for i, path in enumerate(nights, 1):
     try:
