@@ -129,9 +129,15 @@ def main():
     fn = loaded.signatures[signature]
     return lambda x: fn(**{key: tf.constant(x)})["probabilities"]
 
+  def keras_on_indices(x):
+    if len(keras_model.inputs[0].shape) == 4:  # a model taking RGB: the colour map first
+      from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
+      x = model_lib.ColorMap(record["colormap"])(x)
+    return keras_model(x, training=False)
+
   rows = [
-      ("Keras (.keras), numpy images", "images", os.path.getsize(model_path),
-       lambda x: keras_model(x, training=False), images),
+      ("Keras (.keras), numpy images", "images", os.path.getsize(model_path), keras_on_indices,
+       images),
       ("SavedModel serving_default", "epochs", _dir_bytes(os.path.join(out, "saved_model")),
        saved("serving_default", "epochs"), epochs),
       ("SavedModel images", "images", None, saved("images", "colormap_indices"), images),
