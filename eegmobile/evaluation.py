@@ -100,6 +100,23 @@ def metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
   }
 
 
+def pooled(confusions: Sequence[Sequence[Sequence[int]]]) -> dict:
+  """`metrics` of several nights' epochs pooled, from their confusion matrices.
+
+  Args:
+    confusions: [scored][predicted] counts, one matrix per night (`metrics(...)["confusion"]`).
+
+  Returns:
+    `metrics` of every night's epochs together, as if their labels had been concatenated.
+  """
+  counts = np.sum(np.asarray(confusions, dtype=np.int64).reshape(-1, stages.NUM_STAGES,
+                                                                 stages.NUM_STAGES),
+                  axis=0)
+  scored, predicted = np.nonzero(counts)
+  repeats = counts[scored, predicted]
+  return metrics(np.repeat(scored, repeats), np.repeat(predicted, repeats))
+
+
 def table_rows(ours: dict, label: str) -> list[dict]:
   """Table 1 rows: ours (named `label`) first, then the published ones.
 
@@ -182,7 +199,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]],
     ax.set_title(name)
   if title:
     fig.suptitle(title)
-  fig.savefig(path, dpi=110)
+  fig.savefig(path, format="png", dpi=110)
   plt.close(fig)
 
 

@@ -5,15 +5,20 @@ r"""Stage nights from EDF files with an exported EEGMobile model.
       --output_dir staged --runtime litert --threads 2
   python -m eegmobile.stage SC4001E0-PSG.edf --model exports/fold_00 \
       --hypnogram SC4001EC-Hypnogram.edf
+  python -m eegmobile.stage sleep-edf/ --model exports/final --hypnogram_dir sleep-edf/
 
 Each night gives <output_dir>/<record>.stages.tsv, .hypnogram.edf, .hypnogram.png and
 .sleep_stats.json (eegmobile/night_outputs.py), and with --hypnogram <record>.metrics.json
 (accuracy, Cohen's kappa, per-class F1, confusion matrix). A directory stages every
-.edf/.bdf file in it. A night with bad input gets one line naming the file and the
-problem; the other nights still stage.
+.edf/.bdf file in it. With --hypnogram_dir each night is scored against its own hypnogram
+in that directory (`stage_lib.find_hypnogram`: Sleep-EDF names, or NAME-Hypnogram.edf for
+NAME.edf), and the nights' epochs pooled give <output_dir>/metrics_pooled.json (with a row
+per night) and confusion_pooled.png. A night with bad input gets one line naming the file
+and the problem; the other nights still stage.
 
-Exit status: 0 every night staged; 1 some night failed; 2 unusable arguments or model;
-3 a bug (its traceback in <output_dir>/errors.log, named in the message).
+Exit status: 0 every night staged (and, with --hypnogram_dir, scored); 1 some night failed
+or found no single hypnogram; 2 unusable arguments or model; 3 a bug (its traceback in
+<output_dir>/errors.log, named in the message).
 """
 
 import os
@@ -30,6 +35,10 @@ _CHANNEL = flags.DEFINE_string(
 _HYPNOGRAM = flags.DEFINE_string(
     "hypnogram", None, "An expert's hypnogram (EDF+ annotations) to score the night "
     "against; only with one night.")
+_HYPNOGRAM_DIR = flags.DEFINE_string(
+    "hypnogram_dir", None, "A directory of experts' hypnograms: each night is scored against "
+    "its own (Sleep-EDF names pair SC4001E0-PSG.edf with SC4001EC-Hypnogram.edf; NAME.edf "
+    "pairs with NAME-Hypnogram.edf) and the pooled metrics are written too.")
 _RUNTIME = flags.DEFINE_enum(
     "runtime", "auto", ["auto", "tensorflow", "litert", "openvino"],
     "Runtime. auto, for a .tflite: openvino in bf16 where installed and the CPU has bf16 "
@@ -78,7 +87,12 @@ def _run(args: list[str]) -> int:
       raise ValueError(f"--batch_size must be at least 1, got {_BATCH_SIZE.value}")
     nights = _nights(args)
     if _HYPNOGRAM.value and len(nights) != 1:
-      raise ValueError(f"--hypnogram goes with one night; {len(nights)} were given")
+      raise ValueError(f"--hypnogram goes with one night; {len(nights)} were given "
+                       "(--hypnogram_dir scores several)")
+    if _HYPNOGRAM.value and _HYPNOGRAM_DIR.value:
+      raise ValueError("give --hypnogram or --hypnogram_dir, not both")
+    if _HYPNOGRAM_DIR.value and not os.path.isdir(_HYPNOGRAM_DIR.value):
+      raise ValueError(f"--hypnogram_dir {_HYPNOGRAM_DIR.value}: not a directory")
     model = runtimes.load(_MODEL.value,
                           runtime=_RUNTIME.value,
                           threads=_THREADS.value,
@@ -90,14 +104,20 @@ def _run(args: list[str]) -> int:
     return 2
   print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
         f"{model.threads} threads); {len(nights)} night(s)")
-  failed = []
+  failed, not_scored, scored = [], [], []
   for i, path in enumerate(nights, 1):
+    hypnogram, unpaired = _HYPNOGRAM.value, None
+    if _HYPNOGRAM_DIR.value:
+      try:
+        hypnogram = stage_lib.find_hypnogram(path, _HYPNOGRAM_DIR.value)
+      except errors.PairingError as e:
+        unpaired = e
     try:
       result = stage_lib.stage_night(path,
                                      model,
                                      _OUTPUT_DIR.value,
                                      config,
-                                     hypnogram_path=_HYPNOGRAM.value)
+                                     hypnogram_path=hypnogram)
     except (errors.RecordingError, FileNotFoundError) as e:
       print(f"[{i}/{len(nights)}] error: {e}", file=sys.stderr)
       failed.append(path)
@@ -106,14 +126,29 @@ def _run(args: list[str]) -> int:
                 if result["trailing_seconds"] else "")
     print(f"[{i}/{len(nights)}] {path}: {result['epochs']} epochs{trailing}, "
           f"{result['seconds']:.1f} s -> {_OUTPUT_DIR.value}/{result['record']}.*")
+    if unpaired:
+      print(f"  not scored: {unpaired}", file=sys.stderr)
+      not_scored.append(path)
     if "metrics" in result:
       m = result["metrics"]
-      print(f"  against {_HYPNOGRAM.value}: accuracy {m['acc']:.1f}%, kappa {m['kappa']:.3f}, "
+      scored.append(result)
+      print(f"  against {hypnogram}: accuracy {m['acc']:.1f}%, kappa {m['kappa']:.3f}, "
             f"macro F1 {m['mf1']:.1f}% ({m['num_epochs']} epochs) -> "
             f"{result['outputs']['metrics']}")
   print(f"staged {len(nights) - len(failed)} of {len(nights)} night(s)" +
         (f"; failed: {', '.join(failed)}" if failed else ""))
-  return 1 if failed else 0
+  if _HYPNOGRAM_DIR.value:
+    if scored:
+      pooled = stage_lib.write_pooled_metrics(_OUTPUT_DIR.value, scored)
+      m = pooled["metrics"]
+      per_class = ", ".join(f"{s} {f:.1f}" for s, f in m["f1"].items())
+      print(f"pooled over {len(scored)} scored night(s), {m['num_epochs']} epochs: accuracy "
+            f"{m['acc']:.1f}%, kappa {m['kappa']:.3f}, macro F1 {m['mf1']:.1f}% (F1 "
+            f"{per_class}) -> {pooled['outputs']['metrics']}, {pooled['outputs']['confusion']}")
+    if not_scored:
+      print(f"not scored (no single hypnogram in {_HYPNOGRAM_DIR.value}): "
+            f"{', '.join(not_scored)}")
+  return 1 if failed or not_scored else 0
 
 
 def main(argv):

@@ -229,6 +229,82 @@ def score_against(hypnogram_path: str, night: Night, probabilities: np.ndarray) 
   return result
 
 
+def _write_json(path: str, value: dict) -> None:
+  with night_outputs._atomic(path) as tmp:  # pylint: disable=protected-access
+    with open(tmp, "w") as f:
+      json.dump(value, f, indent=1)
+
+
+def find_hypnogram(night_path: str, hypnogram_dir: str) -> str:
+  """The expert's hypnogram in hypnogram_dir that belongs to a night.
+
+  A Sleep-EDF night pairs by its name's first seven characters (SC4001E0-PSG.edf with
+  SC4001EC-Hypnogram.edf, as `sleep_edf.pair_files` does); any night NAME.edf or
+  NAME-PSG.edf also pairs with NAME-Hypnogram.edf (letter case ignored).
+
+  Raises:
+    errors.PairingError: no such file, or several (the message names the night, the
+      directory and what was looked for or found).
+  """
+  from eegmobile import sleep_edf  # pylint: disable=g-import-not-at-top
+  base = re.sub(r"-psg$", "", record_name(night_path), flags=re.IGNORECASE)
+  wanted = f"{base}-Hypnogram.edf"
+  night_name = sleep_edf.parse_name(night_path)
+  found = []
+  for name in sorted(os.listdir(hypnogram_dir)):
+    parsed = sleep_edf.parse_name(name)
+    if name.lower() == wanted.lower() or (night_name and night_name.kind == "PSG" and parsed and
+                                          parsed.kind == "Hypnogram" and
+                                          parsed.key == night_name.key):
+      found.append(os.path.join(hypnogram_dir, name))
+  if not found:
+    looked_for = wanted + (f" or {night_name.key}?-Hypnogram.edf" if night_name else "")
+    raise errors.PairingError(
+        night_path, f"no hypnogram for it in {hypnogram_dir} "
+        f"(looked for {looked_for})")
+  if len(found) > 1:
+    raise errors.PairingError(
+        night_path, f"{len(found)} hypnograms for it in {hypnogram_dir}: "
+        f"{', '.join(os.path.basename(f) for f in found)}; give the one to use with --hypnogram")
+  return found[0]
+
+
+def write_pooled_metrics(output_dir: str, scored: list[dict]) -> dict:
+  """Writes the metrics of several scored nights, pooled over their epochs.
+
+  Args:
+    output_dir: where metrics_pooled.json and confusion_pooled.png go (no night's
+      output is named so: those are <record>.<kind>).
+    scored: `stage_night` results that hold "metrics".
+
+  Returns:
+    {"metrics": `evaluation.pooled` of the nights plus a "nights" row per night,
+     "outputs": {"metrics", "confusion"} paths}.
+  """
+  from eegmobile import evaluation  # pylint: disable=g-import-not-at-top
+  result = evaluation.pooled([r["metrics"]["confusion"] for r in scored])
+  result["nights"] = [{
+      "record": r["record"],
+      "path": r["path"],
+      "hypnogram": r["metrics"]["hypnogram"],
+      **{
+          k: r["metrics"][k] for k in ("num_epochs", "acc", "mf1", "kappa", "f1")
+      }
+  } for r in scored]
+  paths = {
+      "metrics": os.path.join(output_dir, "metrics_pooled.json"),
+      "confusion": os.path.join(output_dir, "confusion_pooled.png"),
+  }
+  _write_json(paths["metrics"], result)
+  with night_outputs._atomic(paths["confusion"]) as tmp:  # pylint: disable=protected-access
+    evaluation.plot_confusion(
+        result["confusion"],
+        tmp,
+        title=(f"{len(scored)} night(s), {result['num_epochs']} epochs: accuracy "
+               f"{result['acc']:.1f}%, kappa {result['kappa']:.3f}"))
+  return {"metrics": result, "outputs": paths}
+
+
 def stage_night(path: str,
                 model: runtimes.StagingModel,
                 output_dir: str,
@@ -270,9 +346,7 @@ def stage_night(path: str,
   if hypnogram_path:
     result["metrics"] = score_against(hypnogram_path, night, probabilities)
     metrics_path = os.path.join(output_dir, f"{record}.metrics.json")
-    with night_outputs._atomic(metrics_path) as tmp:  # pylint: disable=protected-access
-      with open(tmp, "w") as f:
-        json.dump(result["metrics"], f, indent=1)
+    _write_json(metrics_path, result["metrics"])
     result["outputs"]["metrics"] = metrics_path
   result["seconds"] = time.perf_counter() - began
   return result

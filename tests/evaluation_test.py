@@ -51,6 +51,23 @@ def test_perfect_predictions_and_an_absent_stage():
   assert len(m["confusion"]) == stages.NUM_STAGES
 
 
+def test_pooled_nights_equal_their_epochs_concatenated():
+  nights = [
+      _noisy_predictions(n, correct, seed)
+      for n, correct, seed in ((40, 0.9, 1), (300, 0.5, 2), (7, 0.0, 3))
+  ]
+  pooled = evaluation.pooled([evaluation.metrics(*night)["confusion"] for night in nights])
+  together = evaluation.metrics(np.concatenate([n[0] for n in nights]),
+                                np.concatenate([n[1] for n in nights]))
+  assert pooled["num_epochs"] == 347
+  for key in ("acc", "mf1", "kappa"):
+    assert pooled[key] == pytest.approx(together[key])
+  assert pooled["f1"] == pytest.approx(
+      together["f1"]) and pooled["confusion"] == together["confusion"]
+  # Pooling is not averaging: the long, poorly staged night weighs most.
+  assert pooled["acc"] < np.mean([evaluation.metrics(*n)["acc"] for n in nights[:2]])
+
+
 def test_published_rows_are_self_consistent():
   for row in evaluation.PUBLISHED:
     assert set(row["f1"]) == set(stages.STAGES)

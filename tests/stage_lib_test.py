@@ -224,6 +224,23 @@ def test_scored_against_an_experts_hypnogram(export_dir, tmp_path):
   assert json.load(open(result["outputs"]["metrics"]))["kappa"] == metrics["kappa"]
 
 
+def test_a_nights_hypnogram_is_found_by_its_name(tmp_path):
+  for name in ("SC4001EC-Hypnogram.edf", "SC4002EH-Hypnogram.edf", "SC4002EJ-Hypnogram.edf",
+               "night7-hypnogram.EDF", "SC4001E0-PSG.edf", "other-Hypnogram.edf"):
+    (tmp_path / name).write_bytes(b"")
+  found = lambda night: os.path.basename(stage_lib.find_hypnogram(night, str(tmp_path)))
+  assert found("/data/SC4001E0-PSG.edf") == "SC4001EC-Hypnogram.edf"
+  assert found("night7.edf") == found("night7-PSG.bdf") == "night7-hypnogram.EDF"
+  with pytest.raises(errors.PairingError,
+                     match=r"SC4011E0-PSG.edf: no hypnogram .*looked for "
+                     r"SC4011E0-Hypnogram.edf or SC4011E\?-Hypnogram.edf"):
+    stage_lib.find_hypnogram("SC4011E0-PSG.edf", str(tmp_path))
+  with pytest.raises(errors.PairingError,
+                     match="SC4002E0-PSG.edf: 2 hypnograms .*SC4002EH-Hypnogram.edf, "
+                     "SC4002EJ-Hypnogram.edf; give the one to use with --hypnogram"):
+    stage_lib.find_hypnogram("SC4002E0-PSG.edf", str(tmp_path))
+
+
 @pytest.mark.parametrize("runtime, module", [("litert", "ai_edge_litert"),
                                              ("openvino", "openvino")])
 def test_a_tflite_runtime_stages_without_importing_tensorflow(runtime, module, export_dir,

@@ -1,10 +1,12 @@
 """Tests for the eegmobile.stage command, run as a subprocess on nights written at test time
 and on the real Sleep-EDF excerpt (skipped when ../shared is absent)."""
 
+import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests import edf_files
@@ -57,10 +59,45 @@ def test_all_staged_exits_0_and_unusable_arguments_exit_2(export_dir, tmp_path):
   for args, message in ((("a.edf", "--model", "junk.tflite"),
                          "not an EEGMobile export"), (("a.edf",), "--model is required"),
                         (("a.edf", "a.edf", "--model", export_dir, "--hypnogram", "a.edf"),
-                         "goes with one night"), (("a.edf", "--model", export_dir, "--precision",
-                                                   "bf16"), "needs runtime openvino")):
+                         "goes with one night"), (("a.edf", "--model", export_dir, "--hypnogram",
+                                                   "a.edf", "--hypnogram_dir", "."), "not both"),
+                        (("a.edf", "--model", export_dir, "--hypnogram_dir", "nowhere"),
+                         "--hypnogram_dir nowhere: not a directory"),
+                        (("a.edf", "--model", export_dir, "--precision", "bf16"),
+                         "needs runtime openvino")):
     run = _stage(tmp_path, *args)
     assert run.returncode == 2 and message in run.stderr, run.stderr
+
+
+def test_a_hypnogram_directory_scores_each_night_and_pools_them(export_dir, tmp_path):
+  nights = tmp_path / "nights"
+  nights.mkdir()
+  stage_lib_test._night(nights / "SC4001E0-PSG.edf", seconds=300)  # pylint: disable=protected-access
+  stage_lib_test._night(nights / "b.edf", seconds=150)  # pylint: disable=protected-access
+  stage_lib_test._night(nights / "orphan.edf", seconds=60)  # pylint: disable=protected-access
+  edf_files.write_hypnogram(nights / "SC4001EC-Hypnogram.edf", [(0, 120, "Sleep stage W"),
+                                                                (120, 180, "Sleep stage 2")])
+  edf_files.write_hypnogram(nights / "b-Hypnogram.edf", [(0, 150, "Sleep stage R")])
+  run = _stage(tmp_path, nights, "--model", export_dir, "--runtime", "tensorflow",
+               "--hypnogram_dir", nights)
+  assert run.returncode == 1, run.stderr  # a night without a hypnogram is not passed over
+  assert "orphan.edf: no hypnogram for it" in run.stderr
+  assert "staged 3 of 3 night(s)" in run.stdout
+  assert "pooled over 2 scored night(s), 15 epochs" in run.stdout
+  pooled = json.loads((tmp_path / "staged" / "metrics_pooled.json").read_text())
+  per_night = {
+      r: json.loads((tmp_path / "staged" / f"{r}.metrics.json").read_text())
+      for r in ("SC4001E0-PSG", "b")
+  }
+  assert [n["record"] for n in pooled["nights"]] == ["SC4001E0-PSG", "b"]
+  assert pooled["nights"][0]["hypnogram"].endswith("SC4001EC-Hypnogram.edf")
+  assert pooled["num_epochs"] == 15 and pooled["confusion"] == np.add(
+      per_night["SC4001E0-PSG"]["confusion"], per_night["b"]["confusion"]).tolist()
+  assert pooled["acc"] == pytest.approx(
+      (per_night["SC4001E0-PSG"]["acc"] * 10 + per_night["b"]["acc"] * 5) / 15)
+  assert (tmp_path / "staged" / "confusion_pooled.png").read_bytes()[:4] == b"\x89PNG"
+  assert not (tmp_path / "staged" / "orphan.metrics.json").exists()
+  assert (tmp_path / "staged" / "orphan.stages.tsv").exists()
 
 
 @pytest.mark.skipif(not os.path.exists(EXCERPT), reason="no Sleep-EDF excerpt in ../shared")
