@@ -296,10 +296,13 @@ def test_an_s3_workdir_of_another_run_is_refused_and_a_gs_one_too(tmp_path):
   from tests import servers  # pylint: disable=g-import-not-at-top
   build = str(tmp_path / "build")
   fakes.make_fake_build(build, subjects=DEMO_SUBJECTS, epochs_per_night=4, image_size=32)
+  home = tmp_path / "home"
   with servers.s3_server() as s3:
     url = s3.url("runs", "paper")
     first = subprocess.run(_tiny(build, url, "--fold", "99", "--phase1_epochs", "1"),
-                           env=_s3_env(s3),
+                           env={
+                               **_s3_env(s3), "HOME": str(home)
+                           },
                            capture_output=True,
                            text=True,
                            timeout=300)
@@ -315,6 +318,7 @@ def test_an_s3_workdir_of_another_run_is_refused_and_a_gs_one_too(tmp_path):
     assert other.returncode == 2, other.stderr[-2000:]
     assert url in other.stderr and "learning_rate" in other.stderr, other.stderr[-2000:]
     assert servers.s3_objects(s3, "runs/paper") == recorded  # nothing rewritten
+  assert not os.listdir(home / ".cache" / "eegmobile" / "workdirs")  # the scratch went with it
   gs = subprocess.run(_tiny(build, "gs://b/runs", "--fold", "0"),
                       env={
                           **os.environ, "PYTHONPATH": ROOT
@@ -332,8 +336,9 @@ def test_two_workers_share_an_s3_workdir_and_a_killed_workers_fold_is_resumed(tm
   from tests import servers  # pylint: disable=g-import-not-at-top
   build = str(tmp_path / "build")
   fakes.make_fake_build(build, subjects=("SC00", "SC01", "SC02"), epochs_per_night=6, image_size=32)
+  home = tmp_path / "home"  # the workers' scratch mirrors go under ~/.cache/eegmobile/workdirs
   with servers.s3_server() as s3:
-    url, env = s3.url("runs", "paper"), _s3_env(s3)
+    url, env = s3.url("runs", "paper"), {**_s3_env(s3), "HOME": str(home)}
     command = _tiny(build, url, "--fold", "all", "--phase1_epochs", "2", "--claim_timeout", "6")
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -376,3 +381,7 @@ def test_two_workers_share_an_s3_workdir_and_a_killed_workers_fold_is_resumed(tm
     assert "cross-validation metrics: 3 fold(s) pooled" in final.stdout, final.stdout
     card = json.loads(servers.s3_objects(s3, "runs/paper")["final/model_card.json"])
     assert card["evaluation"]["cross_validation"]["folds_done"] == [0, 1, 2]
+  # Only the killed worker's scratch is left: the others, the report's and final's are gone.
+  mirrors = list((home / ".cache" / "eegmobile" / "workdirs").iterdir())
+  assert len(mirrors) == 1
+  assert [p.name.split("-")[0] for p in mirrors[0].iterdir()] == [str(first.pid)]

@@ -69,6 +69,21 @@ def test_the_mirror_of_a_url_is_stable_and_distinct(tmp_path):
   assert a != workdir.mirror("s3://b/runs/other", str(tmp_path))
 
 
+def test_a_scratch_is_removed_by_its_own_process_and_the_mirror_when_empty(tmp_path):
+  url = "s3://b/runs/paper"
+  mine, other = workdir.scratch(url, str(tmp_path)), workdir.scratch(url, str(tmp_path))
+  (tmp_path / "elsewhere").mkdir()
+  with pytest.raises(ValueError, match="elsewhere: not a scratch directory of this process"):
+    workdir.remove_scratch(str(tmp_path / "elsewhere"))
+  os.makedirs(os.path.join(mine, "fold_00"))
+  open(os.path.join(mine, "fold_00", "checkpoint.keras"), "w").close()
+  workdir.remove_scratch(mine)
+  assert not os.path.exists(mine) and os.path.isdir(other)  # the mirror still holds `other`
+  workdir.remove_scratch(other + os.sep)
+  assert not os.path.exists(workdir.mirror(url, str(tmp_path)))
+  assert (tmp_path / "elsewhere").is_dir()
+
+
 def test_progress_files_are_uploaded_after_the_checkpoint(s3, tmp_path, monkeypatch):
   for name in ("state.json", "checkpoint.keras", "history.json", "a.txt"):
     (tmp_path / name).write_text(name)

@@ -55,7 +55,8 @@ def quiet(verbose: bool, native_log: str = os.devnull) -> None:
 def report_bug(workdir: str, error: BaseException) -> str:
   """Appends `error`'s traceback, the time and the command line to <workdir>/errors.log.
 
-  Falls back to the current directory when the workdir cannot be written.
+  Falls back to the current directory when the workdir cannot be written or is a store
+  URL (s3://), which os.makedirs would take for a local path.
 
   Returns:
     The log file's path.
@@ -64,6 +65,8 @@ def report_bug(workdir: str, error: BaseException) -> str:
   stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
   entry = f"=== {stamp} {shlex.join([sys.executable] + sys.argv)}\n{text}\n"
   for directory in (workdir, "."):
+    if "://" in directory:  # a store URL (s3://): the log stays on this machine
+      continue
     path = os.path.abspath(os.path.join(directory, BUG_LOG))
     try:
       os.makedirs(directory, exist_ok=True)

@@ -42,6 +42,7 @@ from tfrecords import filesystems
 
 # An s3:// --workdir: the URL; config.workdir is then this worker's local scratch mirror.
 _remote_workdir = None
+_scratch = None  # this worker's local mirror of an s3:// workdir, deleted on success
 
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _BUILD_DIR = flags.DEFINE_string("build_dir", "out/sleep-edf-20", "Output of beam_pipelines.build.")
@@ -172,9 +173,6 @@ def _check_input(config) -> list[int]:
   return fold_numbers
 
 
-# What the model card reads of the finished folds (trainers/model_card.py, report_lib).
-_CARD_INPUTS = ("run.json", "DONE", "predictions.csv", "history.json")
-
 # Uploaded after a fold's other files, so the store never shows progress ahead of its checkpoint.
 _PROGRESS_FILES = ("history.json", "state.json", "predictions.csv", "metrics.json", "DONE")
 
@@ -217,6 +215,7 @@ def _start_remote_run(config, manifest) -> dict:
 def _train_claimed(config, fold: int) -> bool:
   """Trains `fold` if this worker can claim it; returns whether it did."""
   from trainers import claims  # pylint: disable=g-import-not-at-top
+  from trainers import report_lib  # pylint: disable=g-import-not-at-top
   from trainers import train_lib  # pylint: disable=g-import-not-at-top
   fold_config = dataclasses.replace(config, fold=fold)
   from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
@@ -238,7 +237,7 @@ def _train_claimed(config, fold: int) -> bool:
       if _remote_workdir:  # resume from what a previous worker uploaded
         workdir_lib.download(claimed, directory, skip=(claims.CLAIM,))
         if fold == FINAL:  # the folds' results (no checkpoints), for the model card's metrics
-          workdir_lib.download(_remote_workdir, config.workdir, only=_CARD_INPUTS)
+          workdir_lib.download(_remote_workdir, config.workdir, only=report_lib.INPUTS)
       result = train_lib.train_fold(fold_config, after_epoch=after_epoch)
       if _remote_workdir:
         after_epoch(directory)  # predictions, metrics, DONE
@@ -278,7 +277,7 @@ def _train(config, fold_numbers) -> None:
 
 def main(argv):
   del argv
-  global _remote_workdir
+  global _remote_workdir, _scratch
   from trainers import cli_lib  # pylint: disable=g-import-not-at-top
   from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
   try:
@@ -286,7 +285,8 @@ def main(argv):
     config = _config()
     if workdir_lib.is_s3(_WORKDIR.value):
       _remote_workdir = _WORKDIR.value.rstrip("/")
-      config = dataclasses.replace(config, workdir=workdir_lib.scratch(_remote_workdir))
+      _scratch = workdir_lib.scratch(_remote_workdir)
+      config = dataclasses.replace(config, workdir=_scratch)
     fold_numbers = _check_input(config)
   except FileNotFoundError as e:
     no_build = "no manifest" in str(e)
@@ -294,9 +294,11 @@ def main(argv):
     return 2
   except ValueError as e:  # bad settings, fold or build; run_lib.RunMismatchError
     print(f"error: {e}", file=sys.stderr)
+    _remove_scratch()
     return 2
   except Exception as e:  # pylint: disable=broad-except
     print(cli_lib.bug_message(e, cli_lib.report_bug(_WORKDIR.value, e)), file=sys.stderr)
+    _remove_scratch()
     return 1
   # Checking the input imports no TensorFlow (local builds); training does, quietly.
   cli_lib.quiet(_VERBOSE.value, os.path.join(config.workdir, cli_lib.NATIVE_LOG))
@@ -306,11 +308,26 @@ def main(argv):
   except (FileNotFoundError, model_lib.WeightsUnavailableError,
           workdir_lib.WorkdirError) as e:  # e.g. a weights file, an unreachable store
     print(f"error: {e}", file=sys.stderr)
+    _kept_scratch()
     return 2
   except Exception as e:  # pylint: disable=broad-except
     print(cli_lib.bug_message(e, cli_lib.report_bug(config.workdir, e)), file=sys.stderr)
+    _kept_scratch()
     return 1
+  _remove_scratch()  # every fold's files are in the store
   return 0
+
+
+def _remove_scratch() -> None:
+  """Deletes this worker's scratch mirror of an s3:// workdir (no-op for a local one)."""
+  from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+  if _scratch:
+    workdir_lib.remove_scratch(_scratch)
+
+
+def _kept_scratch() -> None:
+  if _scratch:
+    print(f"this worker's local copy of {_remote_workdir} is kept: {_scratch}", file=sys.stderr)
 
 
 if __name__ == "__main__":

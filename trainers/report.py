@@ -39,9 +39,12 @@ def main(argv):
     workdir_lib.check(_WORKDIR.value)
     if remote:  # pool a local copy of the run; the report goes back to the store
       local = workdir_lib.scratch(remote)
-      workdir_lib.download(remote, local, skip=("CLAIM",))
-      summary = report_lib.write_report(local)
-      workdir_lib.upload(summary["out_dir"], f"{remote}/{os.path.basename(summary['out_dir'])}")
+      try:
+        workdir_lib.download(remote, local, only=report_lib.INPUTS)  # not the checkpoints
+        summary = report_lib.write_report(local)
+        workdir_lib.upload(summary["out_dir"], f"{remote}/{os.path.basename(summary['out_dir'])}")
+      finally:  # a copy of the store, or a report already uploaded
+        workdir_lib.remove_scratch(local)
       summary["out_dir"] = f"{remote}/{os.path.basename(summary['out_dir'])}"
     else:
       summary = report_lib.write_report(_WORKDIR.value)

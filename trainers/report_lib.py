@@ -15,6 +15,10 @@ from eegmobile import evaluation
 from trainers import run_lib
 from trainers import train_lib
 
+# Every file the report (and trainers.model_card) reads of a workdir: an s3:// workdir is
+# downloaded for them alone, not the folds' checkpoints.
+INPUTS = (run_lib.RUN_FILE, train_lib.DONE, "predictions.csv", "history.json")
+
 _UNFINISHED = {"status": "NOT FINISHED", "num_epochs": "", "acc": "", "mf1": "", "kappa": ""}
 
 

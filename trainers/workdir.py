@@ -1,9 +1,10 @@
 """A trainer workdir that is a local path or an s3:// URL, behind one small interface.
 
 For an s3:// workdir each worker trains in a local scratch mirror
-(~/.cache/eegmobile/workdirs/<hash of the URL>/), downloads what exists for a fold before
-resuming it and uploads the fold's files back; run records are created once with a
-conditional put (If-None-Match "*"), so two workers cannot both create them. Endpoint and
+(~/.cache/eegmobile/workdirs/<hash of the URL>/<pid>-XXXX/, deleted when the worker
+succeeds), downloads what exists for a fold before resuming it and uploads the fold's
+files back; run records are created once with a conditional put (If-None-Match "*"), so
+two workers cannot both create them. Endpoint and
 credentials are boto3's standard settings (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_REGION, AWS_ENDPOINT_URL); tensorflow-io's S3_ENDPOINT is accepted as the endpoint when
 AWS_ENDPOINT_URL is unset, so the settings that read a build from S3 also reach the workdir.
@@ -13,6 +14,7 @@ Only local paths and s3:// URLs are workdirs; other schemes (gs://) are refused.
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from typing import Iterator, Optional
 
@@ -63,6 +65,22 @@ def scratch(url: str, root: Optional[str] = None) -> str:
   base = mirror(url, root)
   os.makedirs(base, exist_ok=True)
   return tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=base)
+
+
+def remove_scratch(path: str) -> None:
+  """Deletes this process's scratch directory, and its URL's mirror once no scratch is left.
+
+  For when everything in it is in the store; a worker that fails keeps its scratch (its
+  errors.log is there), and a killed one cannot remove its own.
+
+  Raises:
+    ValueError: `path` is not a scratch directory of this process (`scratch`'s naming).
+  """
+  if not os.path.basename(path.rstrip(os.sep)).startswith(f"{os.getpid()}-"):
+    raise ValueError(f"{path}: not a scratch directory of this process")
+  shutil.rmtree(path)
+  with contextlib.suppress(OSError):  # another process's scratch is still there
+    os.rmdir(os.path.dirname(path.rstrip(os.sep)))
 
 
 @contextlib.contextmanager
