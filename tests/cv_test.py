@@ -318,6 +318,14 @@ def test_an_s3_workdir_of_another_run_is_refused_and_a_gs_one_too(tmp_path):
     assert other.returncode == 2, other.stderr[-2000:]
     assert url in other.stderr and "learning_rate" in other.stderr, other.stderr[-2000:]
     assert servers.s3_objects(s3, "runs/paper") == recorded  # nothing rewritten
+    no_build = subprocess.run(_tiny(str(tmp_path / "nowhere"), url, "--fold", "0"),
+                              env={
+                                  **_s3_env(s3), "HOME": str(home)
+                              },
+                              capture_output=True,
+                              text=True,
+                              timeout=300)
+    assert no_build.returncode == 2, no_build.stderr[-2000:]
   assert not os.listdir(home / ".cache" / "eegmobile" / "workdirs")  # the scratch went with it
   gs = subprocess.run(_tiny(build, "gs://b/runs", "--fold", "0"),
                       env={

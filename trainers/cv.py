@@ -291,6 +291,7 @@ def main(argv):
   except FileNotFoundError as e:
     no_build = "no manifest" in str(e)
     print(cli_lib.no_build_help(_BUILD_DIR.value) if no_build else f"error: {e}", file=sys.stderr)
+    _remove_scratch()
     return 2
   except ValueError as e:  # bad settings, fold or build; run_lib.RunMismatchError
     print(f"error: {e}", file=sys.stderr)
