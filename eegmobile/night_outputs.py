@@ -74,7 +74,7 @@ _GRID_TOLERANCE = 1e-6  # in epochs
 
 
 @contextlib.contextmanager
-def _atomic(path: str) -> Iterator[str]:
+def atomic(path: str) -> Iterator[str]:
   """Yields `path + '.part'` to write; renames it to path on success, removes it on error."""
   part = path + ".part"
   try:
@@ -86,8 +86,9 @@ def _atomic(path: str) -> Iterator[str]:
     raise
 
 
-def _write_text(path: str, text: str) -> None:
-  with _atomic(path) as part:
+def write_text(path: str, text: str) -> None:
+  """Writes `text` (UTF-8) to path through `atomic`: never a half-written file under path."""
+  with atomic(path) as part:
     with open(part, "w", encoding="utf-8", newline="") as f:
       f.write(text)
 
@@ -212,7 +213,7 @@ def write_tsv(path: str,
     lines.append(
         TRAILING_COMMENT.format(onset=_format_seconds(onsets[-1] + epoch_seconds),
                                 duration=_format_seconds(trailing_seconds)))
-  _write_text(path, "\n".join(lines) + "\n")
+  write_text(path, "\n".join(lines) + "\n")
 
 
 def hypnogram_annotations(onsets: Sequence[float],
@@ -370,7 +371,7 @@ def plot_night(path: str,
   if title:
     fig.suptitle(title)
   try:
-    with _atomic(path) as part:
+    with atomic(path) as part:
       fig.savefig(part, format="png", dpi=100)
   finally:
     plt.close(fig)
@@ -392,7 +393,7 @@ def write_statistics(path: str, statistics: dict) -> None:
     text = json.dumps(statistics, indent=1, sort_keys=True, allow_nan=False) + "\n"
   except (TypeError, ValueError) as e:
     raise ValueError(f"{path}: statistics are not canonical JSON: {e}") from e
-  _write_text(path, text)
+  write_text(path, text)
 
 
 def write_night(directory: str,

@@ -229,12 +229,6 @@ def score_against(hypnogram_path: str, night: Night, probabilities: np.ndarray) 
   return result
 
 
-def _write_json(path: str, value: dict) -> None:
-  with night_outputs._atomic(path) as tmp:  # pylint: disable=protected-access
-    with open(tmp, "w") as f:
-      json.dump(value, f, indent=1)
-
-
 def find_hypnogram(night_path: str, hypnogram_dir: str) -> str:
   """The expert's hypnogram in hypnogram_dir that belongs to a night.
 
@@ -295,8 +289,8 @@ def write_pooled_metrics(output_dir: str, scored: list[dict]) -> dict:
       "metrics": os.path.join(output_dir, "metrics_pooled.json"),
       "confusion": os.path.join(output_dir, "confusion_pooled.png"),
   }
-  _write_json(paths["metrics"], result)
-  with night_outputs._atomic(paths["confusion"]) as tmp:  # pylint: disable=protected-access
+  night_outputs.write_text(paths["metrics"], json.dumps(result, indent=1))
+  with night_outputs.atomic(paths["confusion"]) as tmp:
     evaluation.plot_confusion(
         result["confusion"],
         tmp,
@@ -346,7 +340,7 @@ def stage_night(path: str,
   if hypnogram_path:
     result["metrics"] = score_against(hypnogram_path, night, probabilities)
     metrics_path = os.path.join(output_dir, f"{record}.metrics.json")
-    _write_json(metrics_path, result["metrics"])
+    night_outputs.write_text(metrics_path, json.dumps(result["metrics"], indent=1))
     result["outputs"]["metrics"] = metrics_path
   result["seconds"] = time.perf_counter() - began
   return result
