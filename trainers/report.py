@@ -42,10 +42,11 @@ def main(argv):
       try:
         workdir_lib.download(remote, local, only=report_lib.INPUTS)  # not the checkpoints
         summary = report_lib.write_report(local)
-        workdir_lib.upload(summary["out_dir"], f"{remote}/{os.path.basename(summary['out_dir'])}")
+        uploaded = f"{remote}/{os.path.basename(summary['out_dir'])}"
+        workdir_lib.upload(summary["out_dir"], uploaded)
       finally:  # a copy of the store, or a report already uploaded
         workdir_lib.remove_scratch(local)
-      summary["out_dir"] = f"{remote}/{os.path.basename(summary['out_dir'])}"
+      summary["out_dir"] = uploaded
     else:
       summary = report_lib.write_report(_WORKDIR.value)
   except (FileNotFoundError, run_lib.WorkdirError, workdir_lib.WorkdirError) as e:

@@ -4,10 +4,10 @@ For an s3:// workdir each worker trains in a local scratch mirror
 (~/.cache/eegmobile/workdirs/<hash of the URL>/<pid>-XXXX/, deleted when the worker
 succeeds), downloads what exists for a fold before resuming it and uploads the fold's
 files back; run records are created once with a conditional put (If-None-Match "*"), so
-two workers cannot both create them. Endpoint and
-credentials are boto3's standard settings (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_REGION, AWS_ENDPOINT_URL); tensorflow-io's S3_ENDPOINT is accepted as the endpoint when
-AWS_ENDPOINT_URL is unset, so the settings that read a build from S3 also reach the workdir.
+two workers cannot both create them. Endpoint and credentials are boto3's standard
+settings (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL);
+tensorflow-io's S3_ENDPOINT is accepted as the endpoint when AWS_ENDPOINT_URL is unset, so
+the settings that read a build from S3 also reach the workdir.
 Only local paths and s3:// URLs are workdirs; other schemes (gs://) are refused.
 """
 
