@@ -12,7 +12,7 @@ them at their initial values and the model predicts one class), scores the held-
 subject, and exports the checkpoint with trainers.export_lib (int8 calibrated on the
 build). About 5 minutes on 2 cores. Then:
 
-  PYTHONPATH=.:/tmp/ov python bench/runtimes.py --export_dir /tmp/demo_model/export \
+  PYTHONPATH=. python bench/runtimes.py --export_dir /tmp/demo_model/export \
       --build_dir out/demo --images 1024
   PYTHONPATH=. python bench/stage_night.py --export_dir /tmp/demo_model/export ...
 """

@@ -1,6 +1,6 @@
 r"""Image-model throughput and agreement: OpenVINO bf16 and f32, LiteRT, tf.lite.
 
-  PYTHONPATH=/tmp/ov:/tmp/litert python bench/runtimes.py --export_dir EXPORT \
+  PYTHONPATH=. python bench/runtimes.py --export_dir EXPORT \
       [--build_dir BUILD] [--file images_float16.tflite] [--images 256] [--threads 2]
 
 For one exported TFLite file (default images_float16.tflite: colour-map indices in,
