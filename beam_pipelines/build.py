@@ -13,9 +13,10 @@ Real data (files as PhysioNet lays them out, found recursively), or downloaded f
 
 Any flag this module does not define must be a Beam pipeline option and goes to Beam,
 e.g. `--direct_num_workers 2`. Inputs and outputs may be local paths or object-store URLs
-(`s3://` with the aws extra, `gs://` with gcp); every file goes through Beam's FileSystems
-(beam_pipelines/storage.py), and the manifest is written last, as the mark of a complete
-build. On a Dask cluster (the dask extra; tested here on a local cluster):
+(`s3://` with the aws extra; other schemes through fsspec, e.g. `gs://` with gcsfs, untested);
+every file goes through `eegmobile.storage`, and the manifest is written last, as the mark
+of a complete build. Object-store endpoint and credentials: the standard AWS variables
+(AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), or Beam's --s3_* options, which set them. On a Dask cluster (the dask extra; tested here on a local cluster):
 
   python -m beam_pipelines.build --runner DaskRunner --data_dir /data/sleep-edfx
   python -m beam_pipelines.build --runner DaskRunner --dask_client_address tcp://HOST:8786 \
@@ -46,18 +47,23 @@ and in the manifest, which is then marked incomplete); 2 for unusable arguments 
 """
 
 import dataclasses
-import datetime
 import logging as std_logging
 import os
 import sys
-import tempfile
-import traceback
 
 from absl import app
 from absl import flags
 from absl import logging
 
 from beam_pipelines import options
+from eegmobile import cli
+from eegmobile import download
+from eegmobile import errors
+from eegmobile import storage
+from eegmobile.config import BuildConfig
+from eegmobile.config import EpochConfig
+from eegmobile.config import SpectrogramConfig
+from eegmobile.demo import synthetic
 
 # Flags live here only: flags defined in library modules collide when imported twice.
 _DATA_DIR = flags.DEFINE_string(
@@ -65,19 +71,11 @@ _DATA_DIR = flags.DEFINE_string(
     "recursively). Unset: build the synthetic demo set, or download with --download.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
                                   "Where the build goes. Default: out/<subset>, or out/demo.")
-_SUBSET = flags.DEFINE_enum("subset", "sleep-edf-20",
-                            ["sleep-edf-20", "sleep-edf-78", "sleep-edf-st", "all"],
-                            "Which recordings to build.")
-_CHANNEL = flags.DEFINE_string("channel", "EEG Fpz-Cz", "EEG channel label (aliases accepted).")
-_WAKE_EDGE = flags.DEFINE_string(
-    "wake_edge_minutes", "30", "Minutes of wake kept before the first and after the last "
-    "sleep epoch; 'all' keeps the whole recording.")
-_NPERSEG = flags.DEFINE_integer("nperseg", 30, "STFT segment length, samples.")
-_NOVERLAP = flags.DEFINE_integer("noverlap", 16, "STFT segment overlap, samples.")
-_NFFT = flags.DEFINE_integer("nfft", 1024, "FFT length.")
-_WINDOW = flags.DEFINE_string("window", "tukey", "STFT window (scipy name).")
-_IMAGE_SIZE = flags.DEFINE_integer("image_size", 224, "Image height and width, pixels.")
-_COMPRESSION = flags.DEFINE_enum("compression", "", ["", "GZIP"], "Shard compression.")
+_BUILD = cli.define_flags(BuildConfig, ["subset", "compression"])
+_EPOCHS = cli.define_flags(EpochConfig, ["channel", "wake_edge_minutes"])
+_SPECTROGRAM = cli.define_flags(SpectrogramConfig, ["nperseg", "noverlap", "nfft", "window"])
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", SpectrogramConfig.image_height,
+                                   "Image height and width, pixels (the model's input size).")
 _DOWNLOAD = flags.DEFINE_bool(
     "download", False, "Download the subset from PhysioNet into --data_dir (default "
     "~/.cache/eegmobile/sleep-edfx) first; resumes and verifies checksums.")
@@ -103,35 +101,26 @@ def _parse_flags(argv):
   return rest
 
 
-def _config():
-  from eegmobile import config as config_lib  # pylint: disable=g-import-not-at-top
-  wake = None if _WAKE_EDGE.value.lower() in ("all", "none") else float(_WAKE_EDGE.value)
-  defaults = config_lib.BuildConfig()
-  return dataclasses.replace(defaults,
-                             subset=_SUBSET.value,
-                             compression=_COMPRESSION.value,
-                             epochs=dataclasses.replace(defaults.epochs,
-                                                        channel=_CHANNEL.value,
-                                                        wake_edge_minutes=wake),
-                             spectrogram=dataclasses.replace(defaults.spectrogram,
-                                                             nperseg=_NPERSEG.value,
-                                                             noverlap=_NOVERLAP.value,
-                                                             nfft=_NFFT.value,
-                                                             window=_WINDOW.value,
-                                                             image_height=_IMAGE_SIZE.value,
-                                                             image_width=_IMAGE_SIZE.value))
+def _config() -> BuildConfig:
+  """The build's config from the flags (ValueError: an impossible combination)."""
+  spectrogram = cli.from_flags(SpectrogramConfig,
+                               _SPECTROGRAM,
+                               image_height=_IMAGE_SIZE.value,
+                               image_width=_IMAGE_SIZE.value)
+  return cli.from_flags(BuildConfig,
+                        _BUILD,
+                        epochs=cli.from_flags(EpochConfig, _EPOCHS),
+                        spectrogram=spectrogram)
 
 
 def _recordings_dir(subset: str) -> tuple[str, bool]:
   """(directory of recordings, whether it is the demo set)."""
   if _DOWNLOAD.value:
-    from eegmobile import download  # pylint: disable=g-import-not-at-top
     data_dir = _DATA_DIR.value or os.path.expanduser("~/.cache/eegmobile/sleep-edfx")
     download.download_subset(subset, data_dir)
     return data_dir, False
   if _DATA_DIR.value:
     return _DATA_DIR.value, False
-  from eegmobile.demo import synthetic  # pylint: disable=g-import-not-at-top
   demo_dir = os.path.join("out", "demo-recordings")
   logging.warning(
       "No --data_dir given: building the synthetic DEMO set (recordings made "
@@ -167,20 +156,6 @@ def _report(result) -> str:
   return "\n".join(lines)
 
 
-def _report_bug(error: BaseException, output_dir: str) -> str:
-  """Writes an unexpected error's traceback beside the output; returns the file's path."""
-  if "://" in output_dir:  # the log is local: never a local folder named "s3:"
-    path = os.path.join(tempfile.gettempdir(), f"eegmobile-build-{os.getpid()}.error.log")
-  else:
-    path = f"{output_dir.rstrip(os.sep)}.error.log"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "a") as f:
-    f.write(f"=== {datetime.datetime.now().isoformat(timespec='seconds')} "
-            f"{' '.join(sys.argv)}\n")
-    f.write("".join(traceback.format_exception(error)))
-  return path
-
-
 class _BeamNoise(std_logging.Filter):
   """Drops records below ERROR logged from Beam's code on the root logger (e.g. the
   import-time "apitools not found" warning, irrelevant to a build)."""
@@ -198,9 +173,9 @@ def _quiet_beam() -> None:
 
 
 def main(argv):
+  # Lazy: imported once the flags are parsed, so that --verbose decides whether Beam's
+  # import-time warnings (e.g. "apitools not found") reach the terminal (`_quiet_beam`).
   from beam_pipelines import pipeline  # pylint: disable=g-import-not-at-top
-  from beam_pipelines import storage  # pylint: disable=g-import-not-at-top
-  from eegmobile import errors  # pylint: disable=g-import-not-at-top
   try:
     config = _config()
   except ValueError as e:
@@ -210,7 +185,7 @@ def main(argv):
       "out", "demo" if not (_DATA_DIR.value or _DOWNLOAD.value) else config.subset)
   try:
     # Before any work (a download, the demo recordings): an output the build cannot write.
-    storage.configure(pipeline.pipeline_options(argv[1:]))
+    pipeline.configure_store(pipeline.pipeline_options(argv[1:]))
     storage.check_writable(storage.absolute(output_dir))
     if _DOWNLOAD.value and storage.is_url(_DATA_DIR.value or ""):
       raise errors.RecordingError(_DATA_DIR.value, "--download needs a local --data_dir")
@@ -226,11 +201,8 @@ def main(argv):
     print(f"error: {e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
-    path = _report_bug(e, output_dir)
-    print(
-        f"error: unexpected {type(e).__name__}: {e}\nThis is a bug in eegmobile, not a "
-        f"problem with your input; please report it with the traceback in {path}",
-        file=sys.stderr)
+    path = cli.report_bug(e, f"{output_dir.rstrip(os.sep)}.error.log")
+    print(cli.bug_message(e, path), file=sys.stderr)
     return 3
   print(_report(result))
   return 0 if result.ok else 1

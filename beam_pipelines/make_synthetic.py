@@ -11,10 +11,10 @@ For each `SC4ssNEx-Hypnogram.edf` it writes `sleep-cassette/SC4ssNE0-PSG.edf` as
 the hypnogram's scored part (where its trailing "Sleep stage ?" starts), in the real
 7-channel Sleep-EDF layout with stage-typical EEG, and copies the hypnogram beside it, so
 the output builds like a real Sleep-EDF download (`python -m beam_pipelines.build
---data_dir /tmp/sedf20`). The 39 Sleep-EDF-20 hypnograms give 1.96 GB of EDF in 37 s
-(one process, 2-core machine); their build then labels W 8284, N1 2804, N2 17799,
-N3 5703, REM 7717 like the real recordings. `--demo` writes the small set of
-`eegmobile.demo.synthetic.make_demo_dataset` (synthetic hypnograms too) in about 3 s.
+--data_dir /tmp/sedf20`). The 39 Sleep-EDF-20 hypnograms give 1.96 GB of EDF; their
+build then labels W 8284, N1 2804, N2 17799, N3 5703, REM 7717 like the real recordings
+(time taken: BUILD_NOTES.md). `--demo` writes the small set of
+`eegmobile.demo.synthetic.make_demo_dataset` (synthetic hypnograms too).
 
 Intentionally short: flags are defined here only (flags in library modules clash when
 several entry points import them) and main() hands them to `eegmobile.demo.synthetic`.
@@ -36,6 +36,7 @@ flags.mark_flag_as_required("output_dir")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  # Lazy: importing synthetic imports scipy.signal (slow); --help should not wait for it.
   from eegmobile.demo import synthetic  # pylint: disable=g-import-not-at-top
   if _DEMO.value:
     written = synthetic.make_demo_dataset(_OUTPUT_DIR.value, seed=_SEED.value)

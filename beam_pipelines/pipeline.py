@@ -1,10 +1,11 @@
 """The build: Sleep-EDF recordings -> Beam -> subject-sharded TFRecords + manifest.
 
-`run()` finds the recordings, builds every night in a Beam pipeline (each night's shard
-is written to a staging directory beside the output), then names the shards per subject,
-writes the manifest last and moves the staging directory into place. An interrupted run
-leaves only `<output_dir>.incomplete` (removed by the next run), never a directory that
-looks finished.
+`run()` finds the recordings and runs the Beam pipeline of `transforms.BuildNights`: each
+night's shard is written to a staging directory beside the output, and the pipeline's last
+step names the shards per subject, moves them into place and writes the manifest last;
+the driver takes its results (the manifest, Beam's counters) from the pipeline. An
+interrupted run leaves only `<output_dir>.incomplete` (removed by the next run), never a
+directory that looks finished.
 
 The DirectRunner runs offline: Beam's DirectRunner first tries the Prism runner, whose
 binary it downloads from GitHub (impossible offline; it then falls back silently), so for
@@ -13,28 +14,32 @@ multi-process mode with one worker per core. Any other `--runner` (Dataflow, Fli
 Spark) is passed through with the rest of Beam's options.
 """
 
-import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from typing import Optional, Sequence
 
 from absl import logging
+import apache_beam as beam
+from apache_beam.options import pipeline_options as po
+from apache_beam.portability.api import beam_provision_api_pb2
+from apache_beam.runners.portability import portable_runner
+from apache_beam.runners.portability.fn_api_runner import fn_runner
 
+from beam_pipelines import transforms
 from eegmobile import errors
 from eegmobile import sleep_edf
+from eegmobile import storage
 from eegmobile.config import BuildConfig
-from beam_pipelines import storage
 from tfrecords import manifest as manifest_lib
 
-LOG_FILE = "build.log"  # inside the build: what Beam workers wrote, and tracebacks
-_RENAME_THREADS = 16  # parallel shard moves on object stores (each a server-side copy)
+LOG_FILE = transforms.LOG_FILE
+# Beam's S3 options (--s3_<name>) that `storage.configure_s3` takes.
+_S3_OPTIONS = ("endpoint_url", "access_key_id", "secret_access_key", "session_token", "region_name")
 STAGING_SUFFIX = ".incomplete"  # <output_dir>.incomplete: where a build is staged
 DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 _DIRECT = ("DirectRunner", "direct", "BundleBasedDirectRunner", "SwitchingDirectRunner")
@@ -61,7 +66,6 @@ def pipeline_options(argv: Sequence[str] = ()):
   Args:
     argv: Beam arguments, e.g. ["--runner", "DirectRunner", "--direct_num_workers", "2"].
   """
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
   argv = list(argv)
   options = po.PipelineOptions(argv)
   standard = options.view_as(po.StandardOptions)
@@ -89,10 +93,9 @@ def _single_threaded_workers(options):
   """One BLAS thread per worker process when the DirectRunner runs one worker per core.
 
   NumPy's BLAS otherwise starts a thread per core in every worker: with 2 workers on 2
-  cores that is 4 spinning threads, and the build used 2.4x the CPU time per epoch
-  (measured: 2.6 vs 1.1 ms/epoch). Variables the user set are left alone.
+  cores that is 4 spinning threads, and the build used far more CPU time per epoch
+  (BUILD_NOTES.md, "Offline DirectRunner"). Variables the user set are left alone.
   """
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
   direct = options.view_as(po.DirectOptions)
   parallel = (options.view_as(po.StandardOptions).runner in _DIRECT and
               direct.direct_running_mode == "multi_processing")
@@ -110,6 +113,7 @@ class ClusterError(ConnectionError):
 
 
 def _dask_options(options):
+  # Lazy: the dask extra.
   from apache_beam.runners.dask import dask_runner  # pylint: disable=g-import-not-at-top
   return options.view_as(dask_runner.DaskOptions)
 
@@ -126,7 +130,6 @@ def _dask_cluster(options, num_recordings: int):
   Raises:
     ClusterError: the scheduler at --dask_client_address does not answer.
   """
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
   if options.view_as(po.StandardOptions).runner != DASK_RUNNER:
     yield
     return
@@ -137,7 +140,7 @@ def _dask_cluster(options, num_recordings: int):
     _check_scheduler(dask.address, dask.timeout)
     yield
     return
-  from dask import distributed  # pylint: disable=g-import-not-at-top
+  from dask import distributed  # pylint: disable=g-import-not-at-top  # lazy: the dask extra
   with distributed.LocalCluster(n_workers=os.cpu_count() or 1,
                                 threads_per_worker=1,
                                 processes=True,
@@ -149,7 +152,7 @@ def _dask_cluster(options, num_recordings: int):
 
 
 def _check_scheduler(address: Optional[str], timeout) -> None:
-  from dask import distributed  # pylint: disable=g-import-not-at-top
+  from dask import distributed  # pylint: disable=g-import-not-at-top  # lazy: the dask extra
   if not address:
     return
   seconds = timeout if isinstance(timeout, int) else 10
@@ -163,13 +166,9 @@ def _check_scheduler(address: Optional[str], timeout) -> None:
 
 def make_runner(options):
   """The FnApiRunner for the DirectRunner (no Prism download); None lets Beam choose."""
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
   if options.view_as(po.StandardOptions).runner not in _DIRECT:
     return None
   # As DirectRunner.run_pipeline builds it after its Prism attempt, minus the attempt.
-  from apache_beam.portability.api import beam_provision_api_pb2  # pylint: disable=g-import-not-at-top
-  from apache_beam.runners.portability import portable_runner  # pylint: disable=g-import-not-at-top
-  from apache_beam.runners.portability.fn_api_runner import fn_runner  # pylint: disable=g-import-not-at-top
   encoded = portable_runner.JobServiceHandle.encode_pipeline_options(options.get_all_options())
   return fn_runner.FnApiRunner(provision_info=fn_runner.ExtendedProvisionInfo(
       beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded)))
@@ -227,54 +226,6 @@ def _flatten(d: dict, prefix: str = "") -> dict:
   return flat
 
 
-class _Progress:
-  """Logs each night as its staged entry appears, from the driver, while Beam runs."""
-
-  def __init__(self, staging_dir: str, total: int, every_s: float = 1.0):
-    from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
-    self._dirs = {
-        "built": storage.join(staging_dir, transforms.NIGHTS_DIR),
-        "FAILED": storage.join(staging_dir, transforms.FAILED_DIR)
-    }
-    self._total, self._every_s, self._seen = total, every_s, set()
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._loop, daemon=True)
-    self._start = time.monotonic()
-
-  def _report_new(self):
-    for status, directory in self._dirs.items():
-      for name in storage.list_names(directory):
-        if name.endswith(".json") and name not in self._seen:
-          self._seen.add(name)
-          logging.info("[%d/%d] %s %s (%.0f s)", len(self._seen), self._total, status,
-                       name.split(".")[0],
-                       time.monotonic() - self._start)
-
-  def _loop(self):
-    while not self._stop.wait(self._every_s):
-      try:
-        self._report_new()
-      except Exception as e:  # pylint: disable=broad-except
-        logging.warning("progress: cannot list the staging area (%s)", e)  # the build goes on
-
-  def __enter__(self):
-    self._thread.start()
-    return self
-
-  def __exit__(self, *exc):
-    self._stop.set()
-    self._thread.join()
-    self._report_new()
-
-
-def _read_entries(directory: str) -> list[dict]:
-  return [
-      json.loads(storage.read_bytes(storage.join(directory, name)))
-      for name in storage.list_names(directory)
-      if name.endswith(".json")
-  ]
-
-
 def _pairing_failure(problem: errors.PairingError) -> dict:
   return {
       "record": sleep_edf.parse_name(problem.path).record,
@@ -297,35 +248,6 @@ def _beam_counters(result) -> dict:
   return dict(sorted(counters.items()))
 
 
-def _finalise(staging_dir: str, output_dir: str, manifest: dict, log_path: str) -> None:
-  """Moves the build into output_dir, file by file, the manifest last.
-
-  Object stores have no atomic directory rename, so completeness is marked by the
-  manifest alone: an old build's manifest is deleted before anything of it is touched,
-  and the new manifest is written only once every shard is in place. A reader never
-  takes a location without a manifest for a build (`manifest.load_manifest`).
-  """
-  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
-  storage.make_dirs(output_dir)
-  old = storage.list_names(output_dir)
-  if manifest_lib.MANIFEST_FILE in old:  # from here on the old build no longer looks complete
-    storage.delete([storage.join(output_dir, manifest_lib.MANIFEST_FILE)])
-  storage.delete([storage.join(output_dir, n) for n in old if n != manifest_lib.MANIFEST_FILE])
-  moves = [(transforms.staged_shard(staging_dir,
-                                    night["record"]), storage.join(output_dir, night["shard"]))
-           for night in manifest["recordings"]]
-  # An object store renames by copying: thousands of shards are moved in parallel.
-  threads = _RENAME_THREADS if storage.is_url(output_dir) else 1
-  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-    list(pool.map(lambda move: storage.rename(*move), moves))
-  if os.path.exists(log_path) and os.path.getsize(log_path):
-    with open(log_path, "rb") as f:
-      storage.write_bytes(storage.join(output_dir, LOG_FILE), f.read())
-  storage.write_bytes(storage.join(output_dir, manifest_lib.MANIFEST_FILE),
-                      manifest_lib.dumps(manifest).encode())
-  storage.delete_tree(staging_dir)
-
-
 def _find(data_dir: str, config: BuildConfig) -> tuple[list, list]:
   """The subset's recordings and the pairing problems (logged, later listed as failures)."""
   recordings, problems = sleep_edf.pair_files(storage.find_files(data_dir), config.subset)
@@ -344,8 +266,7 @@ def _worker_output_to(log_path: Optional[str]):
   if log_path is None:
     yield
     return
-  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  handler = absl_logging.get_absl_handler().python_handler
+  handler = logging.get_absl_handler().python_handler
   sys.stderr.flush()
   terminal_fd = os.dup(2)
   terminal = os.fdopen(os.dup(terminal_fd), "w", buffering=1)
@@ -363,23 +284,6 @@ def _worker_output_to(log_path: Optional[str]):
       terminal.close()
 
 
-def _write_tracebacks(failures: list[dict], log_path: str) -> int:
-  """Appends unexpected errors' tracebacks to the build log; returns how many there were.
-
-  The tracebacks (absolute paths, line numbers) stay out of the manifest, whose bytes
-  depend only on the inputs; their failure entries keep the one-line error.
-  """
-  bugs = [f for f in failures if f.get("traceback")]
-  if bugs:
-    with open(log_path, "a") as log:
-      for failure in bugs:
-        log.write(f"\n=== unexpected error building {failure['record']} "
-                  f"({failure['file']}) ===\n{failure['traceback']}")
-  for failure in failures:
-    failure.pop("traceback", None)
-  return len(bugs)
-
-
 def _keep_log(log_path: str, output_dir: str) -> Optional[str]:
   """Keeps a failed build's log beside a local output (or in the temporary directory)."""
   if not os.path.exists(log_path) or not os.path.getsize(log_path):
@@ -392,15 +296,11 @@ def _keep_log(log_path: str, output_dir: str) -> Optional[str]:
   return kept
 
 
-def _run_beam(recordings: list, config: BuildConfig, staging_dir: str, options):
-  """Runs the Beam job that stages every night's shard and entry; returns Beam's result."""
-  import apache_beam as beam  # pylint: disable=g-import-not-at-top
-  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
-  with _single_threaded_workers(options), _dask_cluster(options, len(recordings)), _Progress(
-      staging_dir, len(recordings)):
+def _run_beam(recordings: list, transform, options):
+  """Runs the build's Beam pipeline; returns Beam's result."""
+  with _single_threaded_workers(options), _dask_cluster(options, len(recordings)):
     pipeline = beam.Pipeline(runner=make_runner(options), options=options)
-    _ = (pipeline | "ListRecordings" >> beam.Create(recordings) |
-         "BuildNights" >> transforms.BuildNights(config, staging_dir, options))
+    _ = pipeline | "ListRecordings" >> beam.Create(recordings) | "BuildNights" >> transform
     result = pipeline.run()
     try:
       result.wait_until_finish()
@@ -413,15 +313,30 @@ def _run_beam(recordings: list, config: BuildConfig, staging_dir: str, options):
 
 def _prepare_staging(output_dir: str) -> str:
   """The staging location beside output_dir, emptied: a killed build's leftovers go now."""
-  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
   staging_dir = f"{storage.absolute(output_dir).rstrip('/').rstrip(os.sep)}{STAGING_SUFFIX}"
   if storage.has_files(staging_dir):
     logging.warning("removing %s, left by a build of %s that did not finish", staging_dir,
                     output_dir)
     storage.delete_tree(staging_dir)
-  for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
-    storage.make_dirs(storage.join(staging_dir, sub))
+  storage.make_dirs(storage.join(staging_dir, transforms.NIGHTS_DIR))
   return staging_dir
+
+
+def _append_worker_output(log_path: str, output_dir: str) -> None:
+  """Adds what Beam's workers wrote to the build's log (after its tracebacks, if any)."""
+  if not os.path.exists(log_path) or not os.path.getsize(log_path):
+    return
+  build_log = storage.join(output_dir, LOG_FILE)
+  before = storage.read_bytes(build_log) if storage.exists(build_log) else b""
+  with open(log_path, "rb") as f:
+    storage.write_bytes(build_log, before + f.read())
+
+
+def configure_store(options) -> None:
+  """Maps Beam's object-store options (--s3_endpoint_url, ...) onto `eegmobile.storage`'s
+  one convention (the standard AWS variables), for this process and its workers."""
+  s3 = options.get_all_options()
+  storage.configure_s3(**{name: s3.get(f"s3_{name}") for name in _S3_OPTIONS})
 
 
 def run(data_dir: str,
@@ -458,10 +373,9 @@ def run(data_dir: str,
     storage.StorageError: output_dir cannot be written (bucket, endpoint, credentials).
     ClusterError: the Dask scheduler named by --dask_client_address does not answer.
   """
-  from beam_pipelines import transforms  # pylint: disable=g-import-not-at-top
   start = time.monotonic()
   options = pipeline_options(beam_args)
-  storage.configure(options)
+  configure_store(options)
   given = output_dir  # results name the output as the caller did
   data_dir, output_dir = storage.absolute(data_dir), storage.absolute(output_dir)
   storage.check_writable(output_dir)
@@ -471,15 +385,17 @@ def run(data_dir: str,
                output_dir)
   staging_dir = _prepare_staging(output_dir)
   log_path = os.path.join(tempfile.mkdtemp(prefix="eegmobile-build-"), LOG_FILE)
+  transform = transforms.BuildNights(config,
+                                     staging_dir,
+                                     output_dir,
+                                     demo=demo,
+                                     failures=[_pairing_failure(p) for p in problems])
   try:
     with _worker_output_to(None if verbose else log_path):
-      result = _run_beam(recordings, config, staging_dir, options)
-    failures = _read_entries(storage.join(
-        staging_dir, transforms.FAILED_DIR)) + [_pairing_failure(p) for p in problems]
-    bugs = _write_tracebacks(failures, log_path)
-    summaries = _read_entries(storage.join(staging_dir, transforms.NIGHTS_DIR))
-    manifest = manifest_lib.make_manifest(config, summaries, failures, demo=demo)
-    _finalise(staging_dir, output_dir, manifest, log_path)
+      result = _run_beam(recordings, transform, options)
+    # The pipeline's output: the manifest its last step wrote (and nothing else read back).
+    manifest = manifest_lib.load_manifest(output_dir, allow_incomplete=True)
+    _append_worker_output(log_path, output_dir)
   except KeyboardInterrupt:
     storage.delete_tree(staging_dir)  # nothing half-written stays behind
     raise
@@ -497,4 +413,5 @@ def run(data_dir: str,
                      metrics=_beam_counters(result),
                      seconds=time.monotonic() - start,
                      log_path=log if storage.exists(log) else None,
-                     unexpected_errors=bugs)
+                     unexpected_errors=sum(
+                         f["kind"] == "UnexpectedError" for f in manifest["failures"]))

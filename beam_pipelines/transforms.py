@@ -1,51 +1,47 @@
-"""Beam transforms of the build: one DoFn that builds a night and stages its shard.
+"""Beam transforms of the build: build every night, then finalise the build from the results.
+
+    recordings -> Reshuffle -> BuildNight (per night: images -> staged shard; emits the
+    night's manifest entry, or its failure) -> ToList -> Finalise
+    (the manifest from the entries, shards moved into place, the manifest written last)
+    -> the build's manifest
 
 Examples never travel through Beam: each night's DoFn call writes its own shard to the
-staging directory (a night is ~1,000 epochs, ~50 MB), and only the small manifest entry
-is emitted, so the job needs no shuffle of image bytes. Every built, failed or dropped
-item is counted with Beam metrics under the namespace `eegmobile`.
+staging directory (a night is ~1,000 epochs, ~50 MB), and only the small manifest entry is
+emitted, so the job needs no shuffle of image bytes. Every built, failed or dropped item is
+counted with Beam metrics under the namespace `eegmobile`, and each finished night prints
+one line (a worker's standard output: the terminal locally, the worker's log on a
+cluster).
 """
 
+import concurrent.futures
 import dataclasses
-import json
 import os
 import time
 import traceback
-from typing import Optional
+from typing import Optional, Sequence
 
 import apache_beam as beam
 from absl import logging
 import numpy as np
 
-from beam_pipelines import storage
 from eegmobile import errors
 from eegmobile import nights
 from eegmobile import sleep_edf
 from eegmobile import spectrogram
+from eegmobile import storage
 from eegmobile.config import BuildConfig
+from tfrecords import manifest as manifest_lib
+from tfrecords import schema
 from tfrecords import writer
 
 NAMESPACE = "eegmobile"
-NIGHTS_DIR = "nights"  # staged shards and manifest entries, one pair per night
-FAILED_DIR = "failed"  # one JSON per recording that could not be built
+NIGHTS_DIR = "nights"  # staged shards, one per night
+LOG_FILE = "build.log"  # inside the build: unexpected errors' tracebacks, Beam workers' output
+_RENAME_THREADS = 16  # parallel shard moves on object stores (each a server-side copy)
 
 
 def staged_shard(staging_dir: str, record: str) -> str:
   return storage.join(staging_dir, NIGHTS_DIR, record + ".tfrecord")
-
-
-def _write_json(path: str, value: dict) -> None:
-  storage.write_bytes(path, json.dumps(value, sort_keys=True).encode())  # never half a file
-
-
-def _write_shard(path: str, examples, compression: str) -> None:
-  """The night's shard, whole or not at all (local: .part then rename; object: one upload)."""
-  if storage.is_url(path):
-    with storage.create(path) as stream:
-      writer.write_records(stream, examples, compression)
-    return
-  writer.write_tfrecord(path + ".part", examples, compression)
-  os.replace(path + ".part", path)
 
 
 def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
@@ -71,32 +67,33 @@ def failure_entry(recording: sleep_edf.Recording, error: Exception) -> dict:
 
 
 class BuildNightFn(beam.DoFn):
-  """Recording -> staged shard + manifest entry (main output) or a failure (tag 'failed').
+  """Recording -> staged shard, and ("built", its manifest entry) or ("failed", failure).
+
+  One tagged output rather than Beam's multiple outputs: the DaskRunner delivers every
+  element to each output of a multi-output ParDo.
 
   Args:
     config: `BuildConfig.to_dict()`.
-    staging_dir: where shards, entries and failures are staged.
+    staging_dir: where shards are staged.
     window: the STFT window, computed once on the driver, so that workers need not
       import scipy.signal; None computes it in each worker.
-    filesystem_options: the object-store pipeline options (endpoints, credentials) that
-      FileSystems needs in each worker.
+    store_settings: `storage.s3_settings()` of the driver (endpoint, credentials), for
+      workers that do not share its environment.
   """
 
   def __init__(self,
                config: dict,
                staging_dir: str,
                window: Optional[np.ndarray] = None,
-               filesystem_options: Optional[dict] = None):
+               store_settings: Optional[dict] = None):
     super().__init__()
     self._config_dict = config  # plain dict: small, picklable, no reference to the caller
     self._staging_dir = staging_dir
     self._window = window
-    self._filesystem_options = filesystem_options or {}
+    self._store_settings = store_settings or {}
 
   def setup(self):
-    if self._filesystem_options:  # object-store endpoint and credentials, in this worker too
-      from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
-      storage.configure(po.PipelineOptions.from_dictionary(self._filesystem_options))
+    storage.apply_settings(self._store_settings)
     self._config = BuildConfig.from_dict(self._config_dict)
     self._built = beam.metrics.Metrics.counter(NAMESPACE, "recordings_built")
     self._failed = beam.metrics.Metrics.counter(NAMESPACE, "recordings_failed")
@@ -114,19 +111,17 @@ class BuildNightFn(beam.DoFn):
       # One bad recording must not cost the others: record it and carry on.
       failure = failure_entry(recording, e)
       self._failed.inc()
-      logging.error("FAILED %s: %s: %s", recording.record, failure["file"], failure["error"])
-      _write_json(storage.join(self._staging_dir, FAILED_DIR, recording.record + ".json"), failure)
-      yield beam.pvalue.TaggedOutput("failed", failure)
+      print(f"FAILED {recording.record}: {failure['file']}: {failure['error']}", flush=True)
+      yield "failed", failure
       return
-    shard = staged_shard(self._staging_dir, recording.record)
-    _write_shard(shard, night.examples, self._config.compression)
-    _write_json(shard + ".json", night.summary)
+    with storage.atomic_path(staged_shard(self._staging_dir, recording.record)) as part:
+      writer.write_tfrecord(part, schema.night_examples(night), self._config.compression)
     self._count(night.summary)
     elapsed = time.monotonic() - start
     self._seconds.update(int(elapsed * 1000))
-    logging.info("built %s: %d epochs in %.1f s", recording.record, night.summary["num_examples"],
-                 elapsed)
-    yield night.summary
+    print(f"built {recording.record}: {night.summary['num_examples']} epochs in {elapsed:.1f} s",
+          flush=True)
+    yield "built", night.summary
 
   def _count(self, summary: dict) -> None:
     self._built.inc()
@@ -137,27 +132,89 @@ class BuildNightFn(beam.DoFn):
       beam.metrics.Metrics.counter(NAMESPACE, f"dropped_{reason}").inc(count)
 
 
+def finalise(results: Sequence[tuple[str, dict]], *, config: dict, staging_dir: str,
+             output_dir: str, demo: bool, failures: Sequence[dict], store_settings: dict) -> dict:
+  """The build's last step: its manifest from the nights' results, written last.
+
+  Object stores have no atomic directory rename, so completeness is marked by the manifest
+  alone: an old build's manifest is deleted before anything of it is touched, the shards
+  are moved into place, unexpected errors' tracebacks go to build.log (never into the
+  manifest, whose bytes depend only on the inputs), and the new manifest is written only
+  once every shard is in place. A reader never takes a location without one.
+
+  Args:
+    results: ("built", manifest entry) and ("failed", failure) pairs, one per recording.
+    config: `BuildConfig.to_dict()`.
+    staging_dir: where the shards were staged (removed at the end).
+    output_dir: where the build goes.
+    demo: mark the build as the synthetic demo set.
+    failures: failures found before the pipeline ran (files without their pair).
+    store_settings: `storage.s3_settings()` of the driver.
+
+  Returns:
+    The manifest.
+  """
+  storage.apply_settings(store_settings)
+  build_config = BuildConfig.from_dict(config)
+  summaries = [value for kind, value in results if kind == "built"]
+  failed = [dict(value) for kind, value in results if kind == "failed"] + list(failures)
+  tracebacks = [(f["record"], f["file"], f.pop("traceback")) for f in failed if "traceback" in f]
+  manifest = manifest_lib.make_manifest(build_config, summaries, failed, demo=demo)
+  storage.make_dirs(output_dir)
+  old = storage.list_names(output_dir)
+  if manifest_lib.MANIFEST_FILE in old:  # from here on the old build no longer looks complete
+    storage.delete([storage.join(output_dir, manifest_lib.MANIFEST_FILE)])
+  storage.delete([storage.join(output_dir, n) for n in old if n != manifest_lib.MANIFEST_FILE])
+  moves = [(staged_shard(staging_dir, night["record"]), storage.join(output_dir, night["shard"]))
+           for night in manifest["recordings"]]
+  # An object store renames by copying: thousands of shards are moved in parallel.
+  with concurrent.futures.ThreadPoolExecutor(
+      _RENAME_THREADS if storage.is_url(output_dir) else 1) as pool:
+    list(pool.map(lambda move: storage.rename(*move), moves))
+  if tracebacks:
+    storage.write_text(
+        storage.join(output_dir, LOG_FILE),
+        "".join(f"\n=== unexpected error building {record} ({file}) ===\n{text}"
+                for record, file, text in tracebacks))
+  storage.write_text(storage.join(output_dir, manifest_lib.MANIFEST_FILE),
+                     manifest_lib.dumps(manifest))
+  storage.delete_tree(staging_dir)
+  logging.info("finalised %s: %d nights, %d failures", output_dir, len(summaries), len(failed))
+  return manifest
+
+
 class BuildNights(beam.PTransform):
-  """PCollection[Recording] -> (built manifest entries, failures).
+  """PCollection[Recording] -> PCollection holding the build's manifest, once written.
 
   The STFT window is computed here, once, on the driver and handed to every worker.
   """
 
-  def __init__(self, config: BuildConfig, staging_dir: str, options=None):
+  def __init__(self,
+               config: BuildConfig,
+               staging_dir: str,
+               output_dir: str,
+               *,
+               demo: bool = False,
+               failures: Sequence[dict] = ()):
     super().__init__()
     self._config = config.to_dict()
     self._staging_dir = staging_dir
+    self._output_dir = output_dir
+    self._demo = demo
+    self._failures = list(failures)
     self._window = spectrogram.window(config.spectrogram)
-    # Only the object-store settings travel to the workers (endpoints, credentials).
-    self._filesystem_options = {} if options is None else {
-        k: v
-        for k, v in options.get_all_options(drop_default=True).items()
-        if k.startswith(("s3_", "gcs_", "hdfs_", "azure_", "blob_"))
-    }
+    self._store_settings = storage.s3_settings()
 
   def expand(self, recordings):
     return (recordings
-            # Spread nights over workers: Create alone may hand them all to one worker.
+            # Spread nights over workers: Create alone may hand them all to one.
             | "SpreadNights" >> beam.Reshuffle() | "BuildNight" >> beam.ParDo(
-                BuildNightFn(self._config, self._staging_dir, self._window,
-                             self._filesystem_options)).with_outputs("failed", main="built"))
+                BuildNightFn(self._config, self._staging_dir, self._window, self._store_settings)) |
+            "AllNights" >> beam.combiners.ToList() |
+            "Finalise" >> beam.Map(finalise,
+                                   config=self._config,
+                                   staging_dir=self._staging_dir,
+                                   output_dir=self._output_dir,
+                                   demo=self._demo,
+                                   failures=self._failures,
+                                   store_settings=self._store_settings))

@@ -37,7 +37,7 @@ from eegmobile import hypnogram  # pylint: disable=wrong-import-position
 from eegmobile import nights  # pylint: disable=wrong-import-position
 from eegmobile import sleep_edf  # pylint: disable=wrong-import-position
 from eegmobile import spectrogram  # pylint: disable=wrong-import-position
-from tfrecords import colormaps  # pylint: disable=wrong-import-position
+from eegmobile import colormaps  # pylint: disable=wrong-import-position
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf")
 

@@ -9,8 +9,8 @@ local Dask cluster (started once, before the clock, as a running cluster would b
 the same set; the wall times, their ratio and a byte comparison of the two builds are
 printed. Then (unless --no_s3) the same build is written to a local S3 server (moto, on
 127.0.0.1) and tf.data's read rate of that build from S3 is measured against the local
-build's, each in its own process (tensorflow-io's S3 file system; see
-tfrecords/filesystems.py). Needs the dask, aws and test extras.
+build's, each in its own process (shards streamed through eegmobile.storage, a plain
+script that must exit 0). Needs the dask, aws and test extras.
 """
 
 import argparse
@@ -65,18 +65,14 @@ def _read_rate(build: str, env: dict) -> dict:
   code = f"""
 import json, sys, time
 sys.path.insert(0, {ROOT!r})
-from absl import app
-from tfrecords import datasets, filesystems, manifest
-def main(argv):
-  m = manifest.load_manifest({build!r})
-  ds = datasets.make_dataset({build!r}, manifest.subjects(m), training=False, color=None,
-                             cache=None, batch_size=256)
-  start, n = time.monotonic(), 0
-  for images, labels in ds:
-    n += len(labels)
-  print(json.dumps({{"images": n, "seconds": time.monotonic() - start}}))
-  return 0
-app.run(filesystems.exits_cleanly(main))
+from tfrecords import datasets, manifest
+m = manifest.load_manifest({build!r})
+ds = datasets.make_dataset({build!r}, manifest.subjects(m), training=False, color=None,
+                           cache=None, batch_size=256)
+start, n = time.monotonic(), 0
+for images, labels in ds:
+  n += len(labels)
+print(json.dumps({{"images": n, "seconds": time.monotonic() - start}}))
 """
   run = subprocess.run([sys.executable, "-c", code],
                        env={
@@ -124,7 +120,7 @@ def main():
     with servers.s3_server() as s3:
       url = s3.url("builds", "sleep-edf-20")
       s3_seconds = _build(data_dir, url, ["--runner", "DirectRunner", *s3.beam_args])
-      remote = _read_rate(url, s3.tensorflow_env)
+      remote = _read_rate(url, s3.env)
       local = _read_rate(direct_out, {})
     print(f"| DirectRunner build written to the local S3 server | {s3_seconds:.1f} s "
           f"({s3_seconds / direct:.2f}x the local build) |")

@@ -85,7 +85,7 @@ def _runtimes(path: str, threads: int):
     return _interpreter(interpreter, path, threads)
 
   def openvino(precision, hint):
-    from eegmobile import openvino_runtime  # pylint: disable=g-import-not-at-top
+    from eegmobile.staging import openvino_runtime  # pylint: disable=g-import-not-at-top
     return lambda: openvino_runtime.load(
         path, threads=threads, precision=precision, performance_hint=hint)
 

@@ -111,7 +111,7 @@ def main(argv):
                        **os.environ, "PYTHONPATH": ROOT
                    })
   base_env = {**os.environ, "PYTHONPATH": ROOT}
-  # What a user gets with no --runtime or --precision (auto: see eegmobile.runtimes.resolve).
+  # What a user gets with no --runtime or --precision (auto: see eegmobile.staging.runtimes.resolve).
   runs = [("default (auto) images_float16.tflite", os.path.join(export, "images_float16.tflite"),
            "auto", {
                **base_env, "PYTHONPATH":

@@ -6,6 +6,8 @@ Variants derive from the defaults with `dataclasses.replace`, never by copying f
 import dataclasses
 from typing import Optional
 
+from eegmobile import sleep_edf
+
 
 @dataclasses.dataclass(frozen=True)
 class SpectrogramConfig:
@@ -50,13 +52,14 @@ class EpochConfig:
     channel: EEG channel label to read (aliases are resolved by `edf_reader`).
     target_fs: the rate every recording is resampled to before epoching, Hz.
     epoch_seconds: epoch length (the scoring unit of the hypnograms).
-    wake_edge_minutes: wake kept before the first and after the last sleep epoch;
-      None keeps the whole recording.
+    wake_edge_minutes: minutes of wake kept before the first and after the last sleep
+      epoch (None: the whole recording).
   """
   channel: str = "EEG Fpz-Cz"
   target_fs: float = 100.0
   epoch_seconds: float = 30.0
-  wake_edge_minutes: Optional[float] = 30.0
+  wake_edge_minutes: Optional[float] = dataclasses.field(default=30.0,
+                                                         metadata={"none_word": "all"})
 
   @property
   def samples_per_epoch(self) -> int:
@@ -68,22 +71,24 @@ class BuildConfig:
   """Everything that determines the bytes of a build (recorded in its manifest).
 
   Attributes:
-    subset: which recordings (see `sleep_edf.SUBSETS`).
+    subset: which recordings (`sleep_edf.SUBSETS`).
     epochs: epoching and labelling.
     spectrogram: image computation.
-    compression: "" (none) or "GZIP" for the TFRecord shards.
+    compression: shard compression ('' for none).
   """
-  subset: str = "sleep-edf-20"
+  subset: str = dataclasses.field(default="sleep-edf-20",
+                                  metadata={"choices": tuple(sleep_edf.SUBSETS)})
   epochs: EpochConfig = EpochConfig()
   spectrogram: SpectrogramConfig = SpectrogramConfig()
-  compression: str = ""
+  compression: str = dataclasses.field(default="", metadata={"choices": ("", "GZIP")})
 
   def __post_init__(self):
     if self.spectrogram.fs != self.epochs.target_fs:
       raise ValueError(f"spectrogram.fs ({self.spectrogram.fs}) must equal epochs.target_fs "
                        f"({self.epochs.target_fs}): epochs are resampled to target_fs first")
-    if self.subset not in ("sleep-edf-20", "sleep-edf-78", "sleep-edf-st", "all"):
-      raise ValueError(f"unknown subset {self.subset!r}")
+    if self.subset not in sleep_edf.SUBSETS:
+      raise ValueError(f"unknown subset {self.subset!r}; choose one of "
+                       f"{', '.join(sleep_edf.SUBSETS)}")
     if self.compression not in ("", "GZIP"):
       raise ValueError(f"compression must be '' or 'GZIP', got {self.compression!r}")
 

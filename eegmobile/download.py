@@ -29,6 +29,7 @@ from typing import Optional
 from absl import logging
 
 from eegmobile import sleep_edf
+from eegmobile import storage
 
 CHECKSUMS = "SHA256SUMS.txt"
 FOLDERS = ("sleep-cassette", "sleep-telemetry")
@@ -186,7 +187,7 @@ def download_file(base_url: str,
       fresh download.
   """
   path = os.path.join(cache_dir, *relative.split("/"))
-  part = path + ".part"
+  part = path + storage.PART_SUFFIX  # kept between runs: a later run resumes it
   if os.path.exists(path):
     if _sha256(path) == digest:
       return path
@@ -197,7 +198,7 @@ def download_file(base_url: str,
   for attempt in (1, 2):
     _fetch_with_resumes(url, part, cache_dir, progress)
     if os.path.exists(part) and _sha256(part) == digest:
-      os.replace(part, path)
+      storage.commit(part, path)
       return path
     if os.path.exists(part):
       os.remove(part)  # corrupt: a retry must not resume from it
@@ -220,9 +221,7 @@ def _checksums_text(base_url: str, cache_dir: str) -> str:
     with open(local, encoding="utf-8") as f:
       return f.read()
   os.makedirs(cache_dir, exist_ok=True)
-  with open(local + ".part", "w", encoding="utf-8") as f:
-    f.write(text)
-  os.replace(local + ".part", local)
+  storage.write_text(local, text)
   return text
 
 

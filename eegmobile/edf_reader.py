@@ -581,6 +581,7 @@ def resample(signal: np.ndarray, rate_in: float, rate_out: float) -> np.ndarray:
   Returns:
     float32 samples at rate_out, floor(len(signal) * rate_out / rate_in) of them.
   """
+  # Lazy: scipy.signal is slow to import (BUILD_NOTES.md "Start-up"); only resampling needs it.
   import scipy.signal  # pylint: disable=g-import-not-at-top
   ratio = (fractions.Fraction(rate_out).limit_denominator(10**6) /
            fractions.Fraction(rate_in).limit_denominator(10**6)).limit_denominator(1000)

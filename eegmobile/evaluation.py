@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from eegmobile import stages
+from eegmobile import plots
 
 # Published Sleep-EDF-20 rows (the first 20 SC subjects of Sleep-EDF Expanded, Fpz-Cz,
 # 20-fold subject-wise CV), in percent (kappa as is). Checked against these sources:
@@ -84,6 +85,7 @@ def metrics(labels: np.ndarray, predicted: np.ndarray) -> dict:
      "f1" {stage: %}, "confusion" [scored][predicted] counts}. A stage absent from both
     arrays has F1 0 (scikit-learn's zero_division=0) and still counts in the macro mean.
   """
+  # Lazy: scikit-learn is slow to import (BUILD_NOTES.md "Start-up"); staging needs none.
   from sklearn import metrics as sk  # pylint: disable=g-import-not-at-top
   labels, predicted = np.asarray(labels), np.asarray(predicted)
   classes = list(range(stages.NUM_STAGES))
@@ -174,9 +176,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]],
     path: the PNG to write.
     title: figure title (e.g. the run and its PARTIAL / complete status).
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = plots.pyplot()
   counts = np.asarray(confusion, float)
   normalised = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
   fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
@@ -199,8 +199,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]],
     ax.set_title(name)
   if title:
     fig.suptitle(title)
-  fig.savefig(path, format="png", dpi=110)
-  plt.close(fig)
+  plots.save(fig, path, dpi=110)
 
 
 def mean_by_epoch(histories: dict, key: str) -> tuple[list[int], list[float]]:
@@ -223,10 +222,8 @@ def plot_curves(histories: dict, path: str, title: Optional[str] = None) -> None
     path: the PNG to write.
     title: figure title (e.g. the run and its PARTIAL / complete status).
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = plots.pyplot()
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top  # lazy: as pyplot
   fig, ax = plt.subplots(figsize=(8, 5), constrained_layout=True)
   few = len(histories) <= 6  # beyond that, per-fold legend entries would hide the plot
   for i, (fold, history) in enumerate(sorted(histories.items())):
@@ -249,12 +246,11 @@ def plot_curves(histories: dict, path: str, title: Optional[str] = None) -> None
   if switch:
     ax.axvline(min(switch) - 0.5, color="grey", lw=1)
     ax.text(min(switch) - 0.4, 0.02, "phase 2", color="grey", transform=ax.get_xaxis_transform())
-  ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   ax.set_xlabel("epoch")
   ax.set_ylabel("accuracy")
   ax.set_title("train (solid) vs validation (dashed) accuracy per fold")
   if title:
     fig.suptitle(title)
   ax.legend(fontsize=8)
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+  plots.save(fig, path, dpi=110)

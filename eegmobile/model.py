@@ -26,6 +26,8 @@ from typing import Optional
 
 import keras
 
+from eegmobile import colormaps
+
 _WEIGHTS_FILE = "weights_mobilenet_v3_large_224_1.0_float_no_top_v2.h5"
 
 
@@ -67,12 +69,11 @@ class WeightsUnavailableError(RuntimeError):
 class ColorMap(keras.layers.Layer):
   """uint8 colour-map indices [B, H, W] -> RGB [B, H, W, 3] in 0..255 (a table lookup).
 
-  The table is `tfrecords.colormaps.rgb_table`, the one the input pipeline uses.
+  The table is `eegmobile.colormaps.rgb_table`, the one the input pipeline uses.
   """
 
   def __init__(self, colormap: str = "viridis", **kwargs):
     super().__init__(**kwargs)
-    from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
     self.colormap = colormap
     self._table = colormaps.rgb_table(colormap, "float32")
 
@@ -82,6 +83,33 @@ class ColorMap(keras.layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "colormap": self.colormap}
+
+
+@keras.saving.register_keras_serializable(package="eegmobile")
+class PredictedClasses(keras.metrics.Metric):
+  """How many classes the model's predictions use over an epoch (a collapsed model: 1).
+
+  Counted from the argmax of each prediction; costs nothing beyond the pass Keras makes.
+  """
+
+  def __init__(self, num_classes: int = 5, name: str = "predicted_classes", **kwargs):
+    super().__init__(name=name, **kwargs)
+    self.num_classes = num_classes
+    self.counts = self.add_variable(shape=(num_classes,), initializer="zeros", name="counts")
+
+  def update_state(self, y_true, y_pred, sample_weight=None):
+    del y_true, sample_weight  # only what was predicted counts
+    predicted = keras.ops.one_hot(keras.ops.argmax(y_pred, axis=-1), self.num_classes)
+    self.counts.assign_add(keras.ops.sum(keras.ops.cast(predicted, self.counts.dtype), axis=0))
+
+  def result(self):
+    return keras.ops.sum(keras.ops.cast(self.counts > 0, "float32"))
+
+  def reset_state(self):
+    self.counts.assign(keras.ops.zeros((self.num_classes,), self.counts.dtype))
+
+  def get_config(self):
+    return {"num_classes": self.num_classes, "name": self.name}
 
 
 def _backbone(config: ModelConfig, weights: Optional[str]) -> keras.Model:

@@ -1,8 +1,9 @@
-"""One night -> its encoded examples: the per-recording step of the build.
+"""One night -> its labelled images: the per-recording step of the build.
 
-`build_night` reads a PSG and its hypnogram, labels the 30 s epochs, turns each epoch
-into a spectrogram image and encodes the examples. It knows nothing about Beam: a plain
-loop, a test and the Beam DoFn (`beam_pipelines.transforms`) all call it unchanged.
+`build_night` reads a PSG and its hypnogram, labels the 30 s epochs and turns each epoch
+into a spectrogram image. It knows nothing about Beam or the record format: a plain loop,
+a test and the Beam DoFn (`beam_pipelines.transforms`) all call it unchanged, and
+`tfrecords.schema.night_examples` encodes what it returns.
 """
 
 import collections
@@ -20,20 +21,25 @@ from eegmobile import sleep_edf
 from eegmobile import spectrogram
 from eegmobile import stages
 from eegmobile.config import BuildConfig
-from tfrecords import schema
 
 
 @dataclasses.dataclass(frozen=True)
 class Night:
-  """A built night: its serialized examples and its manifest entry.
+  """A built night: its kept epochs' images and labels, and its manifest entry.
 
   Attributes:
-    examples: one per epoch, in epoch order, as `schema.encode_example_parts` pieces
-      (their images are views of one array, not copies); `tfrecords.writer` writes them
-      as they are, `b"".join(pieces)` gives an example's bytes.
+    recording: the PSG/hypnogram pair.
+    images: (n, height, width) uint8 colour-map indices, one per kept epoch, in order.
+    labels: (n,) stage index of each.
+    epoch_indices: (n,) index of each in the night (onset = index x epoch length).
+    onsets: (n,) seconds from the start of the PSG.
     summary: the night's manifest entry.
   """
-  examples: list[tuple[bytes, np.ndarray, bytes]]
+  recording: sleep_edf.Recording
+  images: np.ndarray
+  labels: np.ndarray
+  epoch_indices: np.ndarray
+  onsets: np.ndarray
   summary: dict
 
 
@@ -155,7 +161,7 @@ def build_night(recording: sleep_edf.Recording,
       computes it once for all workers. Computed here (with scipy) if None.
 
   Returns:
-    The night's examples (in epoch order) and its manifest entry.
+    The night's images and labels (in epoch order) and its manifest entry.
 
   Raises:
     errors.RecordingError: the recording cannot be used (the message names the file),
@@ -166,14 +172,10 @@ def build_night(recording: sleep_edf.Recording,
   channel, epochs = _read_kept_span(recording, labelled.epoch_indices, config)
   check_starts(psg, edf_reader.read_header(recording.hypnogram_path))
   images = spectrogram.spectrogram_images(epochs, config.spectrogram, window=window)
-  examples = [
-      schema.encode_example_parts(image=image,
-                                  label=int(label),
-                                  subject=recording.subject_id,
-                                  night=recording.night,
-                                  epoch_index=int(index),
-                                  onset_seconds=float(index * config.epochs.epoch_seconds),
-                                  record=recording.record)
-      for image, label, index in zip(images, labelled.labels, labelled.epoch_indices)
-  ]
-  return Night(examples=examples, summary=_summary(recording, labelled, channel))
+  indices = np.asarray(labelled.epoch_indices, np.int64)
+  return Night(recording=recording,
+               images=images,
+               labels=np.asarray(labelled.labels, np.int64),
+               epoch_indices=indices,
+               onsets=indices * config.epochs.epoch_seconds,
+               summary=_summary(recording, labelled, channel))

@@ -26,10 +26,14 @@ map (viridis by default, or grey). `spectrogram_test` pins (1)-(2) against scipy
 
 import functools
 import os
+import tempfile
 from typing import Optional
 
 import numpy as np
+import scipy.sparse
 
+from eegmobile import colormaps
+from eegmobile import plots
 from eegmobile.config import SpectrogramConfig
 
 # Windows whose scipy spec takes one parameter, e.g. ("tukey", 0.25).
@@ -44,11 +48,13 @@ def window(config: SpectrogramConfig) -> np.ndarray:
   A Beam build computes it once on the driver and hands the array to its workers
   (`spectrogram_images(..., window=...)`), which then need not import scipy.signal. The
   Tukey window (the default) is computed here with scipy's own formula, equal to its bit
-  for bit (`spectrogram_test`), because importing scipy.signal costs 0.6-1.2 s of a staged
-  night's ~10 s; other windows come from scipy.signal.
+  for bit (`spectrogram_test`), because importing scipy.signal costs a staged night a
+  noticeable share of its time (BUILD_NOTES.md "Start-up"); other windows come from
+  scipy.signal.
   """
   if config.window == "tukey" and 0 < config.window_param < 1 and config.nperseg > 1:
     return _periodic_tukey(config.nperseg, config.window_param)
+  # Lazy: scipy.signal is slow to import (BUILD_NOTES.md "Start-up"), see above.
   import scipy.signal  # pylint: disable=g-import-not-at-top
   spec = (config.window,
           config.window_param) if config.window in _PARAMETRIC_WINDOWS else config.window
@@ -235,7 +241,6 @@ def resize_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=16)
 def resize_matrix(in_size: int, out_size: int):
   """`resize_taps` as a sparse (out_size, in_size) float32 CSR matrix."""
-  import scipy.sparse  # pylint: disable=g-import-not-at-top
   idx, w = resize_taps(in_size, out_size)
   rows = np.repeat(np.arange(out_size), idx.shape[1])
   return scipy.sparse.csr_matrix((w.ravel(), (rows, idx.ravel())),
@@ -252,7 +257,6 @@ def _frequency_matrix(n_freq: int, height: int):
 @functools.lru_cache(maxsize=16)
 def _time_matrix(n_seg: int, width: int, n: int):
   """The time resize of n stacked epochs: block-diagonal, (n * width, n * n_seg) CSR."""
-  import scipy.sparse  # pylint: disable=g-import-not-at-top
   return scipy.sparse.block_diag([resize_matrix(n_seg, width)] * n, format="csr")
 
 
@@ -339,13 +343,9 @@ def reference_images(epochs: np.ndarray,
   Returns:
     (n, image_height, image_width, 3) uint8 RGB.
   """
-  # Plotting libraries are needed only for this reference path.
-  import tempfile  # pylint: disable=g-import-not-at-top
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = plots.pyplot()
+  # Lazy: only this reference path needs PIL and scipy.signal (see `window`).
   from PIL import Image  # pylint: disable=g-import-not-at-top
-
   import scipy.signal  # pylint: disable=g-import-not-at-top
 
   with tempfile.TemporaryDirectory(dir=png_dir) as directory:
@@ -376,7 +376,7 @@ def reference_images(epochs: np.ndarray,
 
 
 def colorize(indices: np.ndarray, lut: str | np.ndarray) -> np.ndarray:
-  """uint8 indices -> uint8 RGB [..., 3] through a colour map (`tfrecords.colormaps.rgb_table`).
+  """uint8 indices -> uint8 RGB [..., 3] through a colour map (`eegmobile.colormaps.rgb_table`).
 
   Args:
     indices: uint8 colour-map indices, any shape.
@@ -388,7 +388,6 @@ def colorize(indices: np.ndarray, lut: str | np.ndarray) -> np.ndarray:
   Raises:
     ValueError: an unknown name or a table that is not (256, 3) in [0, 1].
   """
-  from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
   return colormaps.rgb_table(lut, np.uint8)[indices]
 
 

@@ -91,9 +91,8 @@ def test_the_heartbeat_keeps_a_claim_fresh(tmp_path):
 def _s3(monkeypatch):
   pytest.importorskip("moto", reason="needs moto[server] (test extra)")
   with servers.s3_server() as server:
-    for name, value in server.tensorflow_env.items():
+    for name, value in server.env.items():
       monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
     yield server
 
 
@@ -126,16 +125,18 @@ def test_an_s3_claim_live_is_respected_and_dead_taken_over_by_one_contender(s3):
   assert not claims.try_claim(live, timeout_s=60)
   claims.release(live)  # not ours: left alone
   assert claims.read_claim(live)["host"] == "elsewhere"
-  # Two contenders read the same stale ETag; only one conditional put wins.
-  _, stale_etag = claims._s3_read(claims._s3_join(dead))  # pylint: disable=protected-access
-  url = claims._s3_join(dead)  # pylint: disable=protected-access
+  # Two contenders read the same stale version; only one takeover wins.
+  held, stale = claims._read(dead)  # pylint: disable=protected-access
+  assert claims.is_stale(held, timeout_s=60)
   wins = [
-      claims._s3_put(url, {
-          "host": h,
-          "pid": 2,
-          "heartbeat": time.time()
-      }, IfMatch=stale_etag)  # pylint: disable=protected-access
-      for h in ("a", "b")
+      claims._take_over(
+          dead,
+          {  # pylint: disable=protected-access
+              "host": h,
+              "pid": 2,
+              "heartbeat": time.time()
+          },
+          stale) for h in ("a", "b")
   ]
   assert wins == [True, False] and claims.read_claim(dead)["host"] == "a"
 

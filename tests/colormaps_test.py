@@ -1,10 +1,10 @@
-"""Tests for tfrecords.colormaps: the one colour table, and that every lookup uses it."""
+"""Tests for eegmobile.colormaps: the one colour table, and that every lookup uses it."""
 
 import matplotlib
 import numpy as np
 import pytest
 
-from tfrecords import colormaps
+from eegmobile import colormaps
 
 
 def test_viridis_is_matplotlibs_table():

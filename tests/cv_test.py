@@ -10,6 +10,7 @@ from absl import flags
 
 from tests import fakes
 from trainers import cv
+from trainers import fold_results
 from trainers import run_lib
 from trainers import train_lib
 
@@ -231,14 +232,14 @@ def test_two_workers_share_the_folds_and_a_killed_workers_fold_is_resumed(tmp_pa
   first.kill()
   first.wait()
   assert killed_fold is not None
-  assert not (workdir / f"fold_{killed_fold:02d}" / train_lib.DONE).exists()
+  assert not (workdir / f"fold_{killed_fold:02d}" / fold_results.DONE).exists()
   output = second.communicate(timeout=900)[0].decode()
   assert second.returncode == 0, output[-3000:]
   assert f"resuming {workdir / f'fold_{killed_fold:02d}'} after epoch 1" in output
   for fold in range(3):  # each fold trained once: two epochs in its history, no repeats
     history = json.loads((workdir / f"fold_{fold:02d}" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2], (fold, history)
-    assert (workdir / f"fold_{fold:02d}" / train_lib.DONE).exists()
+    assert (workdir / f"fold_{fold:02d}" / fold_results.DONE).exists()
   report = subprocess.run(
       [sys.executable, "-m", "trainers.report", "--workdir",
        str(workdir), "--require_complete"],
@@ -251,15 +252,13 @@ def test_two_workers_share_the_folds_and_a_killed_workers_fold_is_resumed(tmp_pa
 def test_a_fold_trains_from_a_build_in_s3_and_the_process_exits_cleanly(tmp_path):
   pytest.importorskip("boto3", reason="needs the aws extra")
   pytest.importorskip("moto", reason="needs moto[server] (test extra)")
-  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
-  from beam_pipelines import storage  # pylint: disable=g-import-not-at-top
+  from eegmobile import storage  # pylint: disable=g-import-not-at-top
   from tests import servers  # pylint: disable=g-import-not-at-top
   local = tmp_path / "build"
   fakes.make_fake_build(str(local), subjects=DEMO_SUBJECTS, epochs_per_night=4, image_size=32)
-  with servers.s3_server() as s3:
-    storage.configure(po.PipelineOptions(s3.beam_args))
-    for name in os.listdir(local):
-      storage.write_bytes(s3.url("build", name), (local / name).read_bytes())
+  with servers.s3_server() as s3, servers.aws_env_restored():
+    storage.configure_s3(**s3.settings)
+    storage.upload_tree(str(local), s3.url("build"))
     run = subprocess.run([
         sys.executable, "-m", "trainers.cv", "--build_dir",
         s3.url("build"), "--workdir",
@@ -269,7 +268,7 @@ def test_a_fold_trains_from_a_build_in_s3_and_the_process_exits_cleanly(tmp_path
                          cwd=tmp_path,
                          env={
                              **os.environ, "PYTHONPATH": ROOT,
-                             **s3.tensorflow_env
+                             **s3.env
                          },
                          capture_output=True,
                          text=True,
@@ -280,7 +279,7 @@ def test_a_fold_trains_from_a_build_in_s3_and_the_process_exits_cleanly(tmp_path
 
 
 def _s3_env(s3) -> dict:
-  return {**os.environ, "PYTHONPATH": ROOT, **s3.tensorflow_env}
+  return {**os.environ, "PYTHONPATH": ROOT, **s3.env}
 
 
 def _tiny(build, workdir, *extra):
@@ -369,7 +368,7 @@ def test_two_workers_share_an_s3_workdir_and_a_killed_workers_fold_is_resumed(tm
     for fold in range(3):  # each fold trained once: two epochs in its history, no repeats
       history = json.loads(objects[f"fold_{fold:02d}/history.json"])
       assert [h["epoch"] for h in history] == [1, 2], (fold, history)
-      assert f"fold_{fold:02d}/{train_lib.DONE}" in objects
+      assert f"fold_{fold:02d}/{fold_results.DONE}" in objects
       assert f"fold_{fold:02d}/CLAIM" not in objects  # released
     report = subprocess.run(
         [sys.executable, "-m", "trainers.report", "--workdir", url, "--require_complete"],

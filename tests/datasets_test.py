@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tests import fakes
 from tests import tfrecord_io
-from tfrecords import colormaps
+from eegmobile import colormaps
 from tfrecords import datasets
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema

@@ -17,7 +17,7 @@ import pyedflib
 import pytest
 
 from eegmobile import edf_reader
-from eegmobile.demo import edf_writer
+from eegmobile import edf_writer
 from eegmobile import errors
 from tests import edf_files
 

@@ -1,4 +1,4 @@
-"""Tests for eegmobile.demo.edf_writer: pyedflib (an independent implementation) reads our files
+"""Tests for eegmobile.edf_writer: pyedflib (an independent implementation) reads our files
 back; our layout and hypnograms equal the real Sleep-EDF files (from ../shared)."""
 
 import dataclasses
@@ -10,7 +10,8 @@ import pyedflib
 import pytest
 
 from eegmobile import edf_reader
-from eegmobile.demo import edf_writer
+from eegmobile import edf_writer
+from eegmobile import storage
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf")
 EXCERPT = os.path.join(SHARED, "excerpt", "SC4001E0-PSG.first300s.edf")
@@ -171,10 +172,10 @@ def test_the_final_name_appears_only_when_the_file_is_complete(tmp_path, monkeyp
 
   def spy(source, destination):
     seen.append((os.path.getsize(source), os.path.exists(destination)))
-    real_replace(source, destination)
+    real_commit(source, destination)
 
-  real_replace = os.replace
-  monkeypatch.setattr(edf_writer.os, "replace", spy)
+  real_commit = storage.commit
+  monkeypatch.setattr(storage, "commit", spy)
   edf_writer.write_edf(path, _night(60))
   assert seen == [(os.path.getsize(path), False)]
   assert os.path.getsize(path) == 256 * 8 + 2 * 2 * (3 * 3000 + 4 * 30)

@@ -38,8 +38,19 @@ def test_a_misspelt_flag_stops_the_command_and_names_the_right_one(module, typo,
 
 
 def _defines_flags(path: str) -> bool:
+  """Whether the module defines flags when imported (a module-level DEFINE_* or
+  `cli.define_flags` call), not merely code that can define them."""
   with open(path) as f:
-    return "flags.DEFINE" in f.read()
+    tree = ast.parse(f.read(), path)
+  for node in tree.body:
+    for call in ast.walk(node):
+      if isinstance(call, ast.FunctionDef):
+        break
+      if isinstance(call, ast.Call) and isinstance(
+          call.func, ast.Attribute) and (call.func.attr.startswith("DEFINE") or
+                                         call.func.attr == "define_flags"):
+        return True
+  return False
 
 
 def _imported_modules(path: str) -> set[str]:
@@ -62,14 +73,18 @@ def test_tests_import_at_most_one_entry_point_module():
   # through subprocesses; their logic lives in flag-free modules.
   entry_points = set()
   for package in ("eegmobile", "beam_pipelines", "trainers", "tfrecords"):
-    for name in os.listdir(os.path.join(ROOT, package)):
-      path = os.path.join(ROOT, package, name)
-      if name.endswith(".py") and _defines_flags(path):
-        entry_points.add(f"{package}.{name[:-3]}")
-  assert {"beam_pipelines.build", "trainers.cv"} <= entry_points
+    for directory, _, names in os.walk(os.path.join(ROOT, package)):
+      for name in names:
+        if name.endswith(".py") and _defines_flags(os.path.join(directory, name)):
+          module = os.path.relpath(os.path.join(directory, name[:-3]), ROOT)
+          entry_points.add(module.replace(os.sep, "."))
+  assert {"beam_pipelines.build", "trainers.cv", "eegmobile.staging.cli"} <= entry_points
+  assert "eegmobile.cli" not in entry_points  # it defines flags only when a command asks
   imported = {}
-  for name in sorted(os.listdir(os.path.join(ROOT, "tests"))):
-    if name.endswith(".py"):
-      for module in _imported_modules(os.path.join(ROOT, "tests", name)) & entry_points:
-        imported.setdefault(module, []).append(name)
+  for directory, _, names in os.walk(os.path.join(ROOT, "tests")):
+    for name in sorted(names):
+      if name.endswith(".py"):
+        path = os.path.join(directory, name)
+        for module in _imported_modules(path) & entry_points:
+          imported.setdefault(module, []).append(os.path.relpath(path, ROOT))
   assert len(imported) <= 1, f"test modules import several entry points: {imported}"

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests import fakes
+from trainers import fold_results
 from trainers import config as config_lib
 from trainers import model_card
 from trainers import train_lib
@@ -99,7 +100,7 @@ def test_cv_metrics_pool_only_finished_folds_of_the_run(tmp_path):
     (fold / "run.json").write_text(json.dumps({"run_id": run_id}))
     (fold / "history.json").write_text("[]")
     (fold / "DONE").write_text("{}")
-    train_lib.write_predictions(str(fold / "predictions.csv"), [{
+    fold_results.write_predictions(str(fold / "predictions.csv"), [{
         "label": s,
         "predicted": s if s else 1
     } for s in range(5)])

@@ -97,7 +97,7 @@ def test_config_round_trip():
 
 
 def test_colour_map_on_device_equals_colour_map_on_host():
-  from tfrecords import colormaps
+  from eegmobile import colormaps
   on_device = model_lib.build_model(model_lib.ModelConfig(image_size=32, input_colormap="viridis"),
                                     weights=None)
   on_host = model_lib.build_model(model_lib.ModelConfig(image_size=32), weights=None)

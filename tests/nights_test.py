@@ -15,7 +15,7 @@ from eegmobile import errors
 from eegmobile import nights
 from eegmobile import sleep_edf
 from eegmobile import spectrogram
-from eegmobile.demo import edf_writer
+from eegmobile import edf_writer
 from tfrecords import schema
 from tests import edf_files
 
@@ -61,7 +61,7 @@ def test_examples_are_the_kept_epochs_in_order_with_their_images(tmp_path):
   # Sleep runs over epochs 40..159; 30 min (60 epochs) are kept on each side: 0..39
   # before, and 160..219 after, of which 160 is Movement time (dropped).
   expected_indices = list(range(0, 160)) + list(range(161, 220))
-  decoded = schema.decode_batch(tf.constant([b"".join(e) for e in night.examples]),
+  decoded = schema.decode_batch(tf.constant([b"".join(e) for e in schema.night_examples(night)]),
                                 32,
                                 24,
                                 with_metadata=True)
@@ -82,7 +82,7 @@ def test_examples_are_the_kept_epochs_in_order_with_their_images(tmp_path):
 def test_summary_counts_drops_and_hashes(tmp_path):
   recording, night = _night(tmp_path)
   summary = night.summary
-  assert summary["num_examples"] == len(night.examples) == 219
+  assert summary["num_examples"] == len(schema.night_examples(night)) == 219
   assert summary["class_counts"] == {"W": 99, "N1": 20, "N2": 40, "N3": 40, "REM": 20}
   assert summary["dropped"] == {"Movement time": 1, "wake trimmed": 20}
   assert summary["duration_s"] == 7200.0
@@ -131,7 +131,8 @@ def test_a_passed_window_gives_the_same_night(tmp_path):
   passed = nights.build_night(recording, _SMALL, window=spectrogram.window(_SMALL.spectrogram))
   computed = nights.build_night(recording, _SMALL)
   assert passed.summary == computed.summary
-  assert [b"".join(e) for e in passed.examples] == [b"".join(e) for e in computed.examples]
+  assert [b"".join(e) for e in schema.night_examples(passed)
+         ] == [b"".join(e) for e in schema.night_examples(computed)]
 
 
 def test_a_worker_handed_the_window_never_imports_scipy_signal(tmp_path):
@@ -141,6 +142,6 @@ def test_a_worker_handed_the_window_never_imports_scipy_signal(tmp_path):
           "from eegmobile.config import BuildConfig, EpochConfig, SpectrogramConfig; "
           f"night = nights.build_night({recording!r}, {_SMALL!r}, "
           f"window={spectrogram.window(_SMALL.spectrogram).tolist()!r}); "
-          "print(len(night.examples), 'scipy.signal' in sys.modules)")
+          "print(len(night.images), 'scipy.signal' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "219 False"

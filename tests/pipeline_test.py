@@ -12,11 +12,12 @@ import pytest
 import tensorflow as tf
 
 from beam_pipelines import pipeline
-from beam_pipelines import storage
+from beam_pipelines import transforms
 from eegmobile import config as config_lib
 from eegmobile import edf_reader
-from eegmobile.demo import edf_writer
+from eegmobile import edf_writer
 from eegmobile import errors
+from eegmobile import storage
 from eegmobile.demo import synthetic
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema
@@ -182,10 +183,13 @@ def test_output_dir_with_other_files_is_refused(demo_dir, tmp_path):
 
 def test_an_interrupted_build_leaves_nothing_that_looks_finished(demo_dir, tmp_path, monkeypatch):
 
-  def interrupt(*args, **kwargs):
+  def interrupted(recordings, transform, options):  # Ctrl-C while nights are being built
+    del recordings, options
+    with open(transforms.staged_shard(transform._staging_dir, "SC4001E0"), "wb") as f:  # pylint: disable=protected-access
+      f.write(b"half a shard")
     raise KeyboardInterrupt
 
-  monkeypatch.setattr(manifest_lib, "make_manifest", interrupt)
+  monkeypatch.setattr(pipeline, "_run_beam", interrupted)
   with pytest.raises(KeyboardInterrupt):
     pipeline.run(demo_dir, str(tmp_path / "build"), CONFIG, beam_args=IN_PROCESS)
   assert os.listdir(tmp_path) == []
@@ -229,7 +233,7 @@ def test_cli_exit_status_and_summary(broken_dir, tmp_path):
 def s3():
   pytest.importorskip("boto3", reason="needs the aws extra")
   pytest.importorskip("moto", reason="needs moto[server] (test extra)")
-  with servers.s3_server() as server:
+  with servers.s3_server() as server, servers.aws_env_restored():
     yield server
 
 
@@ -259,7 +263,7 @@ def test_a_build_written_to_s3_is_the_local_build_and_reads_back_the_same(demo_d
       k: hashlib.sha256(v).hexdigest() for k, v in objects.items() if k != pipeline.LOG_FILE
   } == _digests(local)
   assert not servers.s3_objects(s3, "builds/demo" + pipeline.STAGING_SUFFIX)  # staging gone
-  assert _read_back(url, s3.tensorflow_env) == _read_back(local)
+  assert _read_back(url, s3.env) == _read_back(local)
   # The same build again is refused nowhere and stays identical; another build is refused.
   pipeline.run(demo_dir, url, CONFIG, beam_args=IN_PROCESS + s3.beam_args)
   assert {
@@ -274,16 +278,16 @@ def test_a_build_written_to_s3_is_the_local_build_and_reads_back_the_same(demo_d
                  beam_args=IN_PROCESS + s3.beam_args)
 
 
-def test_a_reader_never_takes_an_s3_prefix_without_a_manifest_for_a_build(s3):
-  from apache_beam.options import pipeline_options as po
-  storage.configure(po.PipelineOptions(s3.beam_args))
+def test_a_reader_never_takes_an_s3_prefix_without_a_manifest_for_a_build(s3, monkeypatch):
+  for name, value in s3.env.items():
+    monkeypatch.setenv(name, value)
   storage.write_bytes(s3.url("half", "sleep-edf-20-SC00.tfrecord-00000-of-00001"), b"x")
   run = subprocess.run([sys.executable, "-m", "tests.read_build",
                         s3.url("half")],
                        cwd=ROOT,
                        env={
                            **os.environ, "PYTHONPATH": ROOT,
-                           **s3.tensorflow_env
+                           **s3.env
                        },
                        capture_output=True,
                        text=True,

@@ -11,6 +11,7 @@ import pytest
 from sklearn import metrics as sk
 
 from eegmobile import evaluation
+from trainers import fold_results
 from trainers import config as config_lib
 from trainers import report_lib
 from trainers import run_lib
@@ -41,7 +42,7 @@ def _fake_workdir(workdir, done_folds, num_folds=3, seed=0, run_seed=0):
       json.dump({"run_id": run_id}, f)
     labels = rng.integers(0, 5, 40)
     predicted = np.where(rng.random(40) < 0.8, labels, (labels + 1) % 5)
-    train_lib.write_predictions(os.path.join(fold, "predictions.csv"), [{
+    fold_results.write_predictions(os.path.join(fold, "predictions.csv"), [{
         "subject": f"SC{k:02d}",
         "label": int(a),
         "predicted": int(b)
@@ -53,7 +54,7 @@ def _fake_workdir(workdir, done_folds, num_folds=3, seed=0, run_seed=0):
           "accuracy": 0.5 + e / 10,
           "val_accuracy": 0.4 + e / 12
       } for e in range(1, 5)], f)
-    open(os.path.join(fold, train_lib.DONE), "w").close()
+    open(os.path.join(fold, fold_results.DONE), "w").close()
     pooled_labels.append(labels)
     pooled_predicted.append(predicted)
   return np.concatenate(pooled_labels), np.concatenate(pooled_predicted)
@@ -115,7 +116,7 @@ def test_pools_only_the_workdirs_run_and_names_it(tmp_path):
   _fake_workdir(str(tmp_path / "elsewhere"), [1], run_seed=1)
   os.rename(tmp_path / "elsewhere" / "fold_01", other)
   other_id = json.loads((other / run_lib.RUN_FILE).read_text())["run_id"]
-  assert other_id != run["run_id"] and (other / train_lib.DONE).exists()
+  assert other_id != run["run_id"] and (other / fold_results.DONE).exists()
   summary = report_lib.write_report(str(tmp_path))
   assert summary["folds_done"] == [0, 2] and list(summary["folds_skipped"]) == [1]
   assert other_id in summary["folds_skipped"][1]

@@ -85,10 +85,3 @@ def test_folds_without_a_run_record_are_refused(manifest, tmp_path):
     run_lib.start_run(config, manifest)
   run_lib.start_run(config, manifest, restart=True)
   assert (tmp_path / "previous" / "unknown" / "fold_00").is_dir()
-
-
-def test_create_exclusive_never_overwrites(tmp_path):
-  path = str(tmp_path / "claim")
-  assert run_lib.create_exclusive(path, "first")
-  assert not run_lib.create_exclusive(path, "second")
-  assert open(path).read() == "first" and os.listdir(tmp_path) == ["claim"]

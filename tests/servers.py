@@ -34,15 +34,23 @@ class S3Server:
     ]
 
   @property
-  def tensorflow_env(self) -> dict[str, str]:
-    """Environment for tensorflow-io's S3 file system (S3_ENDPOINT needs its scheme)."""
+  def settings(self) -> dict[str, str]:
+    """`eegmobile.storage.configure_s3` keywords for this server."""
     return {
-        "S3_ENDPOINT": self.endpoint,
+        "endpoint_url": self.endpoint,
+        "access_key_id": KEY_ID,
+        "secret_access_key": SECRET,
+        "region_name": REGION
+    }
+
+  @property
+  def env(self) -> dict[str, str]:
+    """The standard AWS variables for this server (what every eegmobile command reads)."""
+    return {
+        "AWS_ENDPOINT_URL": self.endpoint,
         "AWS_ACCESS_KEY_ID": KEY_ID,
         "AWS_SECRET_ACCESS_KEY": SECRET,
         "AWS_REGION": REGION,
-        "S3_USE_HTTPS": "0",
-        "S3_VERIFY_SSL": "0",
     }
 
   def url(self, *parts: str) -> str:
@@ -124,6 +132,19 @@ def s3_objects(server: S3Server, prefix: str) -> dict[str, bytes]:
       key = item["Key"][len(prefix.rstrip("/")) + 1:]
       out[key] = client.get_object(Bucket=server.bucket, Key=item["Key"])["Body"].read()
   return out
+
+
+@contextlib.contextmanager
+def aws_env_restored() -> Iterator[None]:
+  """Puts the AWS variables back as they were (code under test may set them: the build maps
+  its --s3_* flags onto them for its workers)."""
+  saved = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k == "S3_ENDPOINT"}
+  try:
+    yield
+  finally:
+    for name in [k for k in os.environ if k.startswith("AWS_") or k == "S3_ENDPOINT"]:
+      del os.environ[name]
+    os.environ.update(saved)
 
 
 def env_without_proxies() -> dict[str, str]:

@@ -15,7 +15,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from eegmobile import config
 from eegmobile import edf_reader
-from eegmobile.demo import edf_writer
+from eegmobile import edf_writer
 from eegmobile import hypnogram
 from eegmobile import nights
 from eegmobile import sleep_edf

@@ -10,6 +10,7 @@ import pytest
 
 from eegmobile import model as model_lib
 from tests import fakes
+from trainers import fold_results
 from trainers import config as config_lib
 from trainers import run_lib
 from trainers import train_lib
@@ -37,7 +38,7 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
     train_lib.train_fold(config)
   fold = tmp_path / "fold_01"
   assert json.loads((fold / "state.json").read_text()) == {"epochs_done": 1, "phase": 1}
-  assert not (fold / train_lib.DONE).exists()
+  assert not (fold / fold_results.DONE).exists()
   first_epoch = json.loads((fold / "history.json").read_text())
 
   monkeypatch.setattr(train_lib, "_save_epoch", real_save)
@@ -69,7 +70,7 @@ def test_one_fold_end_to_end_and_resume_after_an_interruption(build, tmp_path, m
   train_lib.train_fold(longer)
   extended = json.loads((fold / "history.json").read_text())
   assert [h["epoch"] for h in extended] == [1, 2, 3] and extended[:2] == history
-  assert json.loads((fold / train_lib.DONE).read_text()) == {"epochs": 3}
+  assert json.loads((fold / fold_results.DONE).read_text()) == {"epochs": 3}
 
   run = json.loads((tmp_path / "run.json").read_text())
   assert json.loads((fold / "run.json").read_text()) == {"run_id": run["run_id"]}

@@ -13,6 +13,8 @@ from eegmobile import sleep_edf
 from eegmobile import spectrogram
 from eegmobile.demo import synthetic
 from tests import tfrecord_io
+from tfrecords import manifest as manifest_lib
+from tfrecords import schema
 
 _SMALL = dataclasses.replace(config_lib.BuildConfig(),
                              spectrogram=config_lib.SpectrogramConfig(image_height=32,
@@ -64,11 +66,11 @@ def recording(tmp_path_factory):
 
 
 def _run(recording, staging_dir, window):
-  for sub in (transforms.NIGHTS_DIR, transforms.FAILED_DIR):
-    os.makedirs(os.path.join(staging_dir, sub))
+  os.makedirs(os.path.join(staging_dir, transforms.NIGHTS_DIR))
   fn = transforms.BuildNightFn(_SMALL.to_dict(), staging_dir, window)
   fn.setup()
-  (summary,) = list(fn.process(recording))
+  ((kind, summary),) = list(fn.process(recording))
+  assert kind == "built"
   return summary, list(
       tfrecord_io.read_tfrecord(transforms.staged_shard(staging_dir, recording.record)))
 
@@ -78,7 +80,37 @@ def test_the_window_handed_to_the_dofn_is_the_one_used(recording, tmp_path):
   summary, records = _run(recording, str(tmp_path / "hann"), hann)
   expected = nights.build_night(recording, _SMALL, window=hann)
   assert summary == expected.summary
-  assert records == [b"".join(e) for e in expected.examples]
+  assert records == [b"".join(e) for e in schema.night_examples(expected)]
   _, default = _run(recording, str(tmp_path / "default"), None)
-  assert default == [b"".join(e) for e in nights.build_night(recording, _SMALL).examples]
+  assert default == [
+      b"".join(e) for e in schema.night_examples(nights.build_night(recording, _SMALL))
+  ]
   assert default != records
+
+
+def test_finalise_moves_the_shards_and_writes_the_manifest_last(recording, tmp_path, monkeypatch):
+  staging, output = str(tmp_path / "staging"), str(tmp_path / "build")
+  summary, records = _run(recording, staging, None)
+  try:
+    raise ZeroDivisionError("boom")
+  except ZeroDivisionError as e:
+    bug = transforms.failure_entry(dataclasses.replace(_RECORDING, record="SC4002E0"), e)
+  written = []
+  real = transforms.storage.write_text
+  monkeypatch.setattr(transforms.storage, "write_text", lambda path, text:
+                      (written.append(os.path.basename(path)), real(path, text)))
+  manifest = transforms.finalise([("built", summary), ("failed", bug)],
+                                 config=_SMALL.to_dict(),
+                                 staging_dir=staging,
+                                 output_dir=output,
+                                 demo=True,
+                                 failures=[],
+                                 store_settings={})
+  assert written == [transforms.LOG_FILE, manifest_lib.MANIFEST_FILE]  # the manifest last
+  assert manifest == manifest_lib.load_manifest(output, allow_incomplete=True)
+  assert not manifest["complete"] and manifest["failures"][0]["kind"] == "UnexpectedError"
+  assert "traceback" not in manifest["failures"][0]  # tracebacks stay out of the manifest
+  assert "ZeroDivisionError: boom" in open(os.path.join(output, transforms.LOG_FILE)).read()
+  (shard,) = manifest["subjects"]["SC00"]["shards"]
+  assert list(tfrecord_io.read_tfrecord(os.path.join(output, shard))) == records
+  assert not os.path.exists(staging)

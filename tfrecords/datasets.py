@@ -28,25 +28,27 @@ file order. What is held is the 1-byte colour-map indices (a 224x224 epoch is 50
 float RGB it would be 602 KB, and Sleep-EDF-78's ~195k epochs would need 117 GB); the
 colour lookup runs once per batch, XLA-compiled (a plain `tf.gather` of 3 floats per pixel
 is slow on a CPU). bench/input_pipeline.py measures all of it. The shard list, image size
-and compression come from the manifest. Object-store locations (s3://, hdfs://, ...)
-work: any path with a scheme registers tensorflow-io's file systems first.
+and compression come from the manifest. Object-store locations (s3://, or any scheme
+`eegmobile.storage` reads) work in any program: their shards are streamed through the
+storage layer (`writer.read_records`), not through a TensorFlow file-system plugin, so a
+program that read them exits normally.
 """
 
 import dataclasses
+import gzip
 import hashlib
 import json
-import os
-import posixpath
 from typing import Optional, Sequence
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from tfrecords import colormaps
-from tfrecords import filesystems
+from eegmobile import colormaps
+from eegmobile import storage
 from tfrecords import manifest as manifest_lib
 from tfrecords import schema
+from tfrecords import writer
 
 AUTOTUNE = tf.data.AUTOTUNE
 _PARSE_BATCH = 256  # records per vectorised parse call
@@ -99,8 +101,6 @@ def _check_subjects(subjects: Sequence[str]) -> tuple[str, ...]:
 
 
 def _load(build_dir: str, allow_incomplete: bool) -> dict:
-  if "://" in build_dir:
-    filesystems.register()
   return manifest_lib.load_manifest(build_dir, allow_incomplete=allow_incomplete)
 
 
@@ -219,16 +219,34 @@ def _decoder(height: int, width: int, with_metadata: bool):
   return decode
 
 
+def _streamed(path: bytes, compression: bytes):
+  """Serialized examples of one shard read through `eegmobile.storage` (a store URL)."""
+  name = path.decode()
+  with storage.open_read(name) as raw:
+    stream = gzip.GzipFile(fileobj=raw) if compression == b"GZIP" else raw
+    yield from writer.read_records(stream, name)
+
+
+def _shard_reader(files: list[str], compression: str):
+  """path tensor -> its serialized examples: TensorFlow's reader for local files, the
+  storage layer's stream for object-store URLs (no TensorFlow file-system plugin)."""
+  if not any(storage.is_url(f) for f in files):
+    return lambda path: tf.data.TFRecordDataset(path, compression, buffer_size=_READ_BUFFER)
+  return lambda path: tf.data.Dataset.from_generator(
+      _streamed, args=(path, compression), output_signature=tf.TensorSpec([], tf.string))
+
+
 def _records(files: list[str], compression: str, training: bool,
              seed: Optional[int]) -> tf.data.Dataset:
   """Serialized examples of the shards: interleaved when training, in file order otherwise."""
+  read = _shard_reader(files, compression)
   if not training:
     # Evaluation: shards in manifest order, records in file order: a stable output order.
-    return tf.data.TFRecordDataset(files, compression, buffer_size=_READ_BUFFER)
+    return tf.data.Dataset.from_tensor_slices(files).flat_map(read)
   # Shard order shuffled too: without a cache, each epoch starts from different nights.
   shards = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
   return shards.interleave(
-      lambda f: tf.data.TFRecordDataset(f, compression, buffer_size=_READ_BUFFER),
+      read,
       cycle_length=min(len(files), _MAX_PARALLEL_READS),
       # Parallel reads: shards are read while earlier records are parsed.
       num_parallel_calls=AUTOTUNE,
@@ -246,9 +264,10 @@ def _cache_file(prefix: str, manifest: dict, subjects: tuple[str, ...], training
       "with_metadata": with_metadata
   }
   key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
-  directory = posixpath.dirname(prefix) if "://" in prefix else os.path.dirname(prefix)
-  if directory:
-    tf.io.gfile.makedirs(directory)  # tf.data's file cache fails on a missing directory
+  if storage.is_url(prefix):
+    raise ValueError(f"cache {prefix}: a file cache must be a local path")
+  if storage.parent(prefix):
+    storage.make_dirs(storage.parent(prefix))  # tf.data's file cache fails on a missing directory
   return f"{prefix}-{key}"
 
 
@@ -306,9 +325,10 @@ def _parsed_chunks(paths: list[str], compression: str, decode) -> tf.data.Datase
   No chunk spans two shards, so each shard's count can be checked.
   """
 
+  read = _shard_reader(paths, compression)
+
   def shard_chunks(path, number):
-    records = tf.data.TFRecordDataset(path, compression, buffer_size=_READ_BUFFER)
-    return records.batch(_PARSE_BATCH).map(lambda chunk: (number, chunk))
+    return read(path).batch(_PARSE_BATCH).map(lambda chunk: (number, chunk))
 
   numbered = tf.data.Dataset.from_tensor_slices((paths, tf.range(len(paths))))
   chunks = numbered.flat_map(shard_chunks)
@@ -344,12 +364,24 @@ def _load_examples(shards: list[tuple], compression: str, decode, store: _Store)
 
 def _permuted_batches(store: _Store, num_examples: int, batch_size: int, drop: bool,
                       seed: Optional[int]) -> tf.data.Dataset:
-  """Batches of a uniform random permutation of all examples, redrawn every epoch."""
-  # A buffer as large as the data makes the shuffle a uniform permutation; shuffling the
-  # indices (8 bytes each) rather than the examples keeps it cheap.
-  order = tf.data.Dataset.range(num_examples).shuffle(max(num_examples, 1),
-                                                      seed=seed,
-                                                      reshuffle_each_iteration=True)
+  """Batches of a uniform random permutation of all examples, redrawn every epoch.
+
+  The permutation of the k-th pass is a stateless function of (seed, k): the same in every
+  process, whatever TensorFlow's global seed (`tf.random.set_seed`, which Keras'
+  `set_random_seed` calls, changes what a seeded `Dataset.shuffle` draws).
+  """
+  passes = tf.Variable(0, dtype=tf.int64, trainable=False)  # counts the passes begun
+  key = tf.constant([0 if seed is None else seed], tf.int64)
+
+  def permutation(_):
+    if seed is None:  # unseeded: a fresh draw every pass
+      return tf.random.shuffle(tf.range(num_examples, dtype=tf.int64))
+    return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64),
+                                                    seed=tf.concat([key, [passes.assign_add(1)]],
+                                                                   0))
+
+  # Shuffling the indices (8 bytes each) rather than the examples keeps it cheap.
+  order = tf.data.Dataset.from_tensors(0).map(permutation).unbatch()
   # Batch the indices, then gather each field's rows at once.
   return order.batch(batch_size, drop_remainder=drop).map(lambda rows: {
       key: tf.gather(variable, rows) for key, variable in store.items()

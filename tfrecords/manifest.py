@@ -18,11 +18,11 @@ Manifest fields (format_version 1):
 """
 
 import json
-import os
 from typing import Iterable, Sequence
 
 import eegmobile
 from eegmobile import stages
+from eegmobile import storage
 from eegmobile.config import BuildConfig
 
 FORMAT = "eegmobile-sleep-edf-tfrecords"
@@ -38,18 +38,6 @@ def shard_file_name(subset: str, subject_id: str, index: int, count: int) -> str
 def dumps(manifest: dict) -> str:
   """Canonical JSON text of a manifest (sorted keys, so equal manifests are equal bytes)."""
   return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
-
-
-def _gfile(path: str):
-  # tf.io.gfile reads local paths and, with tensorflow-io imported, s3:// and hdfs:// too.
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfrecords import filesystems  # pylint: disable=g-import-not-at-top
-  filesystems.register(path)
-  return tf.io.gfile
-
-
-def _join(build_dir: str, name: str) -> str:
-  return build_dir.rstrip("/") + "/" + name if "://" in build_dir else os.path.join(build_dir, name)
 
 
 def loads(text: str, path: str, *, allow_incomplete: bool = False) -> dict:
@@ -87,20 +75,12 @@ def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:
     FileNotFoundError: no manifest in build_dir.
     ValueError: not a manifest of this format/version, or an incomplete build.
   """
-  path = _join(build_dir, MANIFEST_FILE)
-  missing = FileNotFoundError(f"{path}: no manifest; {build_dir} is not a build directory, or "
-                              "its build did not finish (the manifest is written last)")
-  if "://" in build_dir:
-    gfile = _gfile(build_dir)
-    if not gfile.exists(path):
-      raise missing
-    with gfile.GFile(path, "r") as f:
-      text = f.read()
-  else:
-    if not os.path.exists(path):
-      raise missing
-    with open(path) as f:
-      text = f.read()
+  path = storage.join(build_dir, MANIFEST_FILE)
+  try:
+    text = storage.read_text(path)
+  except FileNotFoundError:
+    raise FileNotFoundError(f"{path}: no manifest; {build_dir} is not a build directory, or "
+                            "its build did not finish (the manifest is written last)") from None
   return loads(text, path, allow_incomplete=allow_incomplete)
 
 
@@ -120,7 +100,7 @@ def shard_paths(build_dir: str, manifest: dict, subject_ids: Iterable[str]) -> l
     if subject_id not in manifest["subjects"]:
       raise KeyError(f"subject {subject_id!r} is not in this build "
                      f"(it has {', '.join(subjects(manifest))})")
-    paths.extend(_join(build_dir, s) for s in manifest["subjects"][subject_id]["shards"])
+    paths.extend(storage.join(build_dir, s) for s in manifest["subjects"][subject_id]["shards"])
   return paths
 
 

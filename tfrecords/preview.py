@@ -4,13 +4,14 @@ from typing import Optional
 
 import numpy as np
 
-from tfrecords import colormaps
+from eegmobile import colormaps
+from eegmobile import plots
+from tfrecords import datasets
 from tfrecords import manifest as manifest_lib
 
 
 def examples_per_stage(build_dir: str, per_stage: int = 4, subjects: Optional[list] = None) -> dict:
   """{stage index: [(uint8 image, "subject night epoch")]}, the first `per_stage` found."""
-  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
   manifest = manifest_lib.load_manifest(build_dir, allow_incomplete=True)
   found = {s: [] for s in range(len(manifest["stages"]))}
   ds = datasets.make_dataset(build_dir,
@@ -33,9 +34,7 @@ def examples_per_stage(build_dir: str, per_stage: int = 4, subjects: Optional[li
 
 def plot_preview(build_dir: str, path: str, per_stage: int = 4) -> None:
   """Writes a PNG: a grid of example images (rows = stages) and a class-count bar chart."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = plots.pyplot()
   manifest = manifest_lib.load_manifest(build_dir, allow_incomplete=True)
   stages = manifest["stages"]
   examples = examples_per_stage(build_dir, per_stage)
@@ -67,5 +66,4 @@ def plot_preview(build_dir: str, path: str, per_stage: int = 4) -> None:
   bars.set_title(f"{manifest['subset']}{' (DEMO)' if manifest['demo'] else ''}: " +
                  ", ".join(f"{s} {totals.get(s, 0)}" for s in stages),
                  fontsize=9)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  plots.save(fig, path, dpi=100)

@@ -18,7 +18,8 @@ Each example is one 30 s epoch of one night:
 Encoding is written out by hand (the protobuf wire format of `tf.train.Example`, fields in
 the fixed order above) so that the writer needs no TensorFlow and the same inputs always
 give the same bytes; `schema_test` checks that TensorFlow parses it back exactly.
-TensorFlow is imported only by the decoding functions.
+TensorFlow is imported only by the decoding functions (lazily: the build's workers write
+records without it, and it is slow to import: BUILD_NOTES.md "Start-up").
 """
 
 import functools
@@ -171,9 +172,30 @@ def encode_example(*, image: np.ndarray, label: int, subject: str, night: int, e
   return b"".join([head, pixels, rest])
 
 
+def night_examples(night) -> list[tuple[bytes, np.ndarray, bytes]]:
+  """The examples of a built night (`eegmobile.nights.Night`), in epoch order.
+
+  Returns:
+    One `encode_example_parts` triple per epoch (the images are views of the night's
+    array, not copies): `tfrecords.writer` writes them as they are, and
+    `b"".join(pieces)` is an example's bytes.
+  """
+  recording = night.recording
+  return [
+      encode_example_parts(image=image,
+                           label=int(label),
+                           subject=recording.subject_id,
+                           night=recording.night,
+                           epoch_index=int(index),
+                           onset_seconds=float(onset),
+                           record=recording.record) for image, label, index, onset in zip(
+                               night.images, night.labels, night.epoch_indices, night.onsets)
+  ]
+
+
 def parse_spec() -> dict:
   """The `tf.io.parse_example` spec for every key."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
   dtype = {"bytes": tf.string, "int64": tf.int64, "float": tf.float32}
   return {key: tf.io.FixedLenFeature([], dtype[kind]) for key, kind in FEATURES.items()}
 
@@ -191,7 +213,7 @@ def decode_batch(serialized,
   Raises:
     tf.errors.InvalidArgumentError: (when run) an image is not height x width.
   """
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
   parsed = tf.io.parse_example(serialized, parse_spec())
   # decode_raw would silently pad or cut an image of another size: check the stored shape.
   checks = [
@@ -218,6 +240,6 @@ def decode_example(serialized,
                    image_width: int,
                    with_metadata: bool = False) -> dict:
   """Decodes one serialized example (a scalar string tensor); see `decode_batch`."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
   batch = decode_batch(tf.reshape(serialized, [1]), image_height, image_width, with_metadata)
   return {key: value[0] for key, value in batch.items()}

@@ -2,12 +2,14 @@
 
 Optional GZIP wraps the whole framed stream, as TensorFlow's GZIP TFRecord option does;
 the gzip header carries no file name or time, so output bytes depend only on the records.
+`read_records` reads the framing back (what `tfrecords.datasets` uses for shards in an
+object store, streamed through `eegmobile.storage`), checking both CRCs.
 """
 
 import gzip
 import io
 import struct
-from typing import BinaryIO, Iterable, Sequence, Union
+from typing import BinaryIO, Iterable, Iterator, Sequence, Union
 
 import google_crc32c
 import numpy as np
@@ -81,3 +83,47 @@ def write_tfrecord(path: str, records: Iterable[Record], compression: str = "") 
   # A 1 MB buffer: ~20 epochs per write call, and the same memory reused for all of them.
   with open(path, "wb", buffering=1 << 20) as raw:
     return write_records(raw, records, compression)
+
+
+def read_records(stream: BinaryIO, name: str = "") -> Iterator[bytes]:
+  """The records of a TFRecord stream (already decompressed), their CRCs checked.
+
+  Args:
+    stream: a binary stream positioned at a record boundary.
+    name: the file's name, for errors.
+
+  Raises:
+    ValueError: a truncated record or a CRC mismatch (the message names the file and the
+      record's number).
+  """
+  number = 0
+  while True:
+    header = _read_exactly(stream, 12)
+    if not header:
+      return
+    if len(header) < 12:
+      raise ValueError(f"{name}: truncated TFRecord header of record {number}")
+    length_bytes, length_crc = header[:8], struct.unpack("<I", header[8:])[0]
+    if masked_crc32c(length_bytes) != length_crc:
+      raise ValueError(f"{name}: corrupt length of record {number} (CRC mismatch)")
+    (length,) = struct.unpack("<Q", length_bytes)
+    data = _read_exactly(stream, length)
+    trailer = _read_exactly(stream, 4)
+    if len(data) < length or len(trailer) < 4:
+      raise ValueError(f"{name}: record {number} is truncated")
+    if masked_crc32c(data) != struct.unpack("<I", trailer)[0]:
+      raise ValueError(f"{name}: corrupt record {number} (CRC mismatch)")
+    yield data
+    number += 1
+
+
+def _read_exactly(stream: BinaryIO, size: int) -> bytes:
+  """`size` bytes, fewer only at the end of the stream (network streams return short reads)."""
+  chunks, left = [], size
+  while left:
+    chunk = stream.read(left)
+    if not chunk:
+      break
+    chunks.append(chunk)
+    left -= len(chunk)
+  return b"".join(chunks)

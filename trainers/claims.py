@@ -1,12 +1,17 @@
 """Fold claims, so several workers sharing a workdir train each fold once.
 
-A worker claims a fold by creating `<fold dir>/CLAIM` exclusively (O_CREAT | O_EXCL): it
-holds the owner (host, pid) and a heartbeat time the owner refreshes while it trains (a
-thread). A claim whose heartbeat is older than the timeout belongs to a dead worker, and so
-does one whose owner ran on this machine and is no longer a process (a worker killed here
-and restarted need not wait out the timeout): it is taken over by renaming it away (atomic: only one worker's rename succeeds) and claiming
-again; training then resumes from the fold's checkpoint. All file access of claims is in
-this module. A fold dir that is an s3:// URL uses S3 conditional writes instead (below).
+A worker claims a fold by creating `<fold dir>/CLAIM` exclusively
+(`storage.create_exclusive`: O_EXCL-like locally, a conditional put on S3): it holds the
+owner (host, pid, the machine's boot and PID namespace) and a heartbeat time the owner
+refreshes while it trains (a thread). A claim whose heartbeat is older than the timeout
+belongs to a dead worker, and so does one whose owner ran on this machine and is no longer
+a process (a worker killed here and restarted need not wait out the timeout): it is taken
+over and training resumes from the fold's checkpoint.
+
+Taking over is atomic so that only one contender wins: locally the stale claim is renamed
+away (only one rename succeeds), then claimed again; on S3 the claim is rewritten with
+If-Match <the stale ETag>, and a heartbeat with If-Match <the ETag this process last
+wrote> (a worker whose heartbeat put fails has been taken over, and stops refreshing).
 """
 
 import json
@@ -16,7 +21,12 @@ import threading
 import time
 from typing import Optional
 
+from eegmobile import storage
+
 CLAIM = "CLAIM"
+
+_ETAGS: dict[str, str] = {}  # s3 claim URL -> ETag of this process's last write
+_ETAGS_LOCK = threading.Lock()
 
 
 def _node() -> str:
@@ -60,28 +70,57 @@ def is_stale(held: dict, timeout_s: float) -> bool:
   return time.time() - held["heartbeat"] > timeout_s or _owner_is_dead(held)
 
 
-def _write_new(path: str, value: dict) -> bool:
-  """Creates `path` holding `value` only if it does not exist."""
+def _path(fold_dir: str) -> str:
+  return storage.join(fold_dir, CLAIM)
+
+
+def _encode(claim: dict) -> bytes:
+  return json.dumps(claim).encode()
+
+
+def _read(fold_dir: str) -> tuple[Optional[dict], Optional[str]]:
+  """(claim, version) of the fold, or (None, None) when unclaimed."""
+  data, version = storage.read_versioned(_path(fold_dir))
+  if data is None:
+    return None, None
   try:
-    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-  except FileExistsError:
-    return False
-  with os.fdopen(handle, "w") as f:
-    json.dump(value, f)
-  return True
+    return json.loads(data), version
+  except ValueError:  # being written right now: treat as fresh
+    return {"host": "?", "pid": -1, "heartbeat": time.time()}, version
 
 
 def read_claim(fold_dir: str) -> Optional[dict]:
-  """The fold's claim ({"host", "pid", "heartbeat"}), or None when unclaimed."""
-  if _is_s3(fold_dir):
-    return _s3_read(_s3_join(fold_dir))[0]
+  """The fold's claim ({"host", "pid", "node", "heartbeat"}), or None when unclaimed."""
+  return _read(fold_dir)[0]
+
+
+def _create(fold_dir: str, mine: dict) -> bool:
+  path = _path(fold_dir)
+  if storage.is_url(path):
+    etag = storage.put_versioned(path, _encode(mine), if_absent=True)
+    if etag is not None:
+      with _ETAGS_LOCK:
+        _ETAGS[path] = etag
+    return etag is not None
+  return storage.create_exclusive(path, _encode(mine))
+
+
+def _take_over(fold_dir: str, mine: dict, version: Optional[str]) -> bool:
+  """Replaces a stale claim with `mine`; of several contenders one succeeds."""
+  path = _path(fold_dir)
+  if storage.is_url(path):
+    etag = storage.put_versioned(path, _encode(mine), if_version=version)
+    if etag is not None:
+      with _ETAGS_LOCK:
+        _ETAGS[path] = etag
+    return etag is not None
+  stale = f"{path}.stale-{mine['host']}-{mine['pid']}"
   try:
-    with open(os.path.join(fold_dir, CLAIM)) as f:
-      return json.load(f)
+    storage.rename(path, stale)  # only one worker's rename of this claim succeeds
   except FileNotFoundError:
-    return None
-  except ValueError:  # being written right now: treat as fresh
-    return {"host": "?", "pid": -1, "heartbeat": time.time()}
+    return False  # another worker took it over first
+  storage.delete([stale])
+  return _create(fold_dir, mine)
 
 
 def try_claim(fold_dir: str, timeout_s: float) -> bool:
@@ -90,32 +129,41 @@ def try_claim(fold_dir: str, timeout_s: float) -> bool:
   Returns:
     True when this process now holds the claim.
   """
-  if _is_s3(fold_dir):
-    return _s3_try_claim(fold_dir, timeout_s)
-  os.makedirs(fold_dir, exist_ok=True)
-  path = os.path.join(fold_dir, CLAIM)
+  storage.make_dirs(fold_dir)
   mine = {**_owner(), "heartbeat": time.time()}
-  if _write_new(path, mine):
+  if _create(fold_dir, mine):
     return True
-  held = read_claim(fold_dir)
-  if held is None or not is_stale(held, timeout_s):
-    return held is None and _write_new(path, mine)
-  stale = f"{path}.stale-{mine['host']}-{mine['pid']}"
-  try:
-    os.rename(path, stale)  # only one worker's rename of this claim succeeds
-  except FileNotFoundError:
-    return False  # another worker took it over first
-  os.remove(stale)
-  return _write_new(path, mine)
+  held, version = _read(fold_dir)
+  if held is None:
+    return _create(fold_dir, mine)
+  return is_stale(held, timeout_s) and _take_over(fold_dir, mine, version)
 
 
 def release(fold_dir: str) -> None:
   """Removes this process's claim (another's is left alone)."""
-  if _is_s3(fold_dir):
-    _s3_release(fold_dir)
-    return
   if _is_mine(read_claim(fold_dir)):
-    os.remove(os.path.join(fold_dir, CLAIM))
+    storage.delete([_path(fold_dir)])
+  with _ETAGS_LOCK:
+    _ETAGS.pop(_path(fold_dir), None)
+
+
+def _refresh(fold_dir: str) -> None:
+  """Writes a new heartbeat into this process's claim (S3: only while it is still ours)."""
+  path = _path(fold_dir)
+  mine = _encode({**_owner(), "heartbeat": time.time()})
+  if not storage.is_url(path):
+    storage.write_bytes(path, mine)
+    return
+  with _ETAGS_LOCK:
+    etag = _ETAGS.get(path)
+  if etag is None:
+    return  # taken over earlier: nothing of ours to refresh
+  etag = storage.put_versioned(path, mine, if_version=etag)
+  with _ETAGS_LOCK:
+    if etag is None:
+      _ETAGS.pop(path, None)
+    else:
+      _ETAGS[path] = etag
 
 
 class Heartbeat:
@@ -123,20 +171,13 @@ class Heartbeat:
 
   def __init__(self, fold_dir: str, interval_s: float):
     self._fold_dir = fold_dir
-    self._path = os.path.join(fold_dir, CLAIM)
     self._interval_s = interval_s
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._run, daemon=True)
 
   def _run(self):
     while not self._stop.wait(self._interval_s):
-      if _is_s3(self._fold_dir):
-        _s3_heartbeat(self._fold_dir)
-        continue
-      part = f"{self._path}.{os.getpid()}.part"
-      with open(part, "w") as f:
-        json.dump({**_owner(), "heartbeat": time.time()}, f)
-      os.replace(part, self._path)
+      _refresh(self._fold_dir)
 
   def __enter__(self):
     self._thread.start()
@@ -145,96 +186,3 @@ class Heartbeat:
   def __exit__(self, *exc):
     self._stop.set()
     self._thread.join()
-
-
-# Object-store claims (s3:// fold dirs). The same protocol on S3 conditional writes: a claim
-# is created with If-None-Match "*" (one creator wins, the others get 412), refreshed with
-# If-Match <the ETag this process last wrote>, and a stale one taken over with If-Match <the
-# stale ETag> (one contender wins). Endpoint and credentials: boto3's standard settings
-# (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_ENDPOINT_URL), with
-# tensorflow-io's S3_ENDPOINT accepted as the endpoint when AWS_ENDPOINT_URL is unset.
-
-_ETAGS: dict[str, str] = {}  # s3 claim URL -> ETag of this process's last write
-_ETAGS_LOCK = threading.Lock()
-
-
-def _is_s3(path: str) -> bool:
-  return path.startswith("s3://")
-
-
-def _s3():
-  from trainers import workdir  # pylint: disable=g-import-not-at-top
-  return workdir.client()
-
-
-def _split(url: str) -> tuple[str, str]:
-  from trainers import workdir  # pylint: disable=g-import-not-at-top
-  return workdir.split(url)
-
-
-def _s3_join(fold_dir: str) -> str:
-  return fold_dir.rstrip("/") + "/" + CLAIM
-
-
-def _s3_put(url: str, value: dict, **condition) -> bool:
-  """Puts `value` at `url` under a condition (IfNoneMatch/IfMatch); False when it fails."""
-  from botocore import exceptions  # pylint: disable=g-import-not-at-top
-  bucket, key = _split(url)
-  try:
-    etag = _s3().put_object(Bucket=bucket, Key=key, Body=json.dumps(value).encode(),
-                            **condition)["ETag"]
-  except exceptions.ClientError as e:
-    if e.response.get("Error",
-                      {}).get("Code") in ("PreconditionFailed", "ConditionalRequestConflict",
-                                          "NoSuchKey", "412", "409"):
-      return False
-    raise
-  with _ETAGS_LOCK:
-    _ETAGS[url] = etag
-  return True
-
-
-def _s3_read(url: str) -> tuple[Optional[dict], Optional[str]]:
-  """(claim, ETag) of the claim object at `url`, or (None, None) when there is none."""
-  from botocore import exceptions  # pylint: disable=g-import-not-at-top
-  bucket, key = _split(url)
-  try:
-    response = _s3().get_object(Bucket=bucket, Key=key)
-  except exceptions.ClientError as e:
-    if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-      return None, None
-    raise
-  return json.loads(response["Body"].read()), response["ETag"]
-
-
-def _s3_try_claim(fold_dir: str, timeout_s: float) -> bool:
-  url = _s3_join(fold_dir)
-  mine = {**_owner(), "heartbeat": time.time()}
-  if _s3_put(url, mine, IfNoneMatch="*"):
-    return True
-  held, etag = _s3_read(url)
-  if held is None:
-    return _s3_put(url, mine, IfNoneMatch="*")
-  if not is_stale(held, timeout_s):
-    return False
-  return _s3_put(url, mine, IfMatch=etag)  # only one contender's conditional put succeeds
-
-
-def _s3_release(fold_dir: str) -> None:
-  url = _s3_join(fold_dir)
-  held, _ = _s3_read(url)
-  if _is_mine(held):
-    bucket, key = _split(url)
-    _s3().delete_object(Bucket=bucket, Key=key)
-  with _ETAGS_LOCK:
-    _ETAGS.pop(url, None)
-
-
-def _s3_heartbeat(fold_dir: str) -> None:
-  url = _s3_join(fold_dir)
-  with _ETAGS_LOCK:
-    etag = _ETAGS.get(url)
-  if etag is not None:  # a failed put means another worker took the claim over: stop
-    if not _s3_put(url, {**_owner(), "heartbeat": time.time()}, IfMatch=etag):
-      with _ETAGS_LOCK:
-        _ETAGS.pop(url, None)

@@ -1,89 +1,11 @@
-"""What the trainers' entry points share: quiet start-up, bug reports, and build hints.
-
-Entry points exit 2 with one `error: ...` line on bad input (a missing build, a bad fold,
-a refused run) and 1 on anything unexpected: its traceback is appended to
-`<workdir>/errors.log` (with the time and the command line) and the message names that
-file as a bug to report. Importing this module imports neither TensorFlow nor Keras.
+"""What the trainers' commands tell a user who has no build: the builds there are, and how
+to make one. (Start-up, bug reports and flags of every command: `eegmobile.cli`.)
 """
 
-import datetime
 import json
-import logging as std_logging
 import os
-import shlex
-import sys
-import traceback
-import warnings
 
-BUG_LOG = "errors.log"
-NATIVE_LOG = "tensorflow.log"
 BUILD_COMMAND = "python -m beam_pipelines.build --runner DirectRunner"
-
-
-def quiet(verbose: bool, native_log: str = os.devnull) -> None:
-  """Keeps TensorFlow's start-up logs, Python warnings and library loggers off the terminal.
-
-  TensorFlow's C++ side (and XLA's) writes to file descriptor 2 whatever its log level, so
-  that descriptor is pointed at `native_log`, while Python's sys.stderr (our messages and
-  absl logs) keeps the terminal. Must run before TensorFlow is imported.
-
-  Args:
-    verbose: leave everything as it is (`--verbose`).
-    native_log: where TensorFlow's C++ logs go (appended); its directory is created.
-  """
-  if verbose:
-    return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # info and warnings: not even logged
-  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # else a banner says they are on
-  warnings.filterwarnings("ignore")
-  for name in ("tensorflow", "keras", "h5py", "matplotlib"):
-    std_logging.getLogger(name).setLevel(std_logging.ERROR)
-  try:
-    os.makedirs(os.path.dirname(native_log) or ".", exist_ok=True)
-    target = os.open(native_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-  except OSError:
-    return  # an unwritable workdir is reported later, by what writes there
-  sys.stderr.flush()
-  terminal = os.dup(2)
-  sys.stderr = os.fdopen(terminal, "w", buffering=1)
-  os.dup2(target, 2)
-  os.close(target)
-  from absl import logging  # pylint: disable=g-import-not-at-top
-  logging.get_absl_handler().python_handler.stream = sys.stderr
-
-
-def report_bug(workdir: str, error: BaseException) -> str:
-  """Appends `error`'s traceback, the time and the command line to <workdir>/errors.log.
-
-  Falls back to the current directory when the workdir cannot be written or is a store
-  URL (s3://), which os.makedirs would take for a local path.
-
-  Returns:
-    The log file's path.
-  """
-  text = "".join(traceback.format_exception(error))
-  stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-  entry = f"=== {stamp} {shlex.join([sys.executable] + sys.argv)}\n{text}\n"
-  for directory in (workdir, "."):
-    if "://" in directory:  # a store URL (s3://): the log stays on this machine
-      continue
-    path = os.path.abspath(os.path.join(directory, BUG_LOG))
-    try:
-      os.makedirs(directory, exist_ok=True)
-      with open(path, "a") as f:
-        f.write(entry)
-      return path
-    except OSError:
-      continue
-  sys.stderr.write(entry)
-  return "(standard error)"
-
-
-def bug_message(error: BaseException, log_path: str) -> str:
-  """The one-line message for an unexpected error, naming the log that holds its traceback."""
-  return (f"error: unexpected {type(error).__name__}: {error}\n"
-          f"This is a bug, not a problem with your input: please report it with the "
-          f"traceback in {log_path}")
 
 
 def find_builds(root: str = "out") -> list[dict]:

@@ -4,10 +4,20 @@
            15 epochs training only the top of the backbone and the head, Adam 1e-3
            (Keras' default; the paper names Adam and no rate), ImageNet weights.
   smoke(): one step per phase on whatever build it is given, random weights (tests, CI).
+
+`trainers.cv`'s flags are made from TrainConfig's fields (`eegmobile.cli.define_flags`):
+each default and help text is written here once.
 """
 
 import dataclasses
 from typing import Optional
+
+KERAS_BATCH_NORM_MOMENTUM = 0.999  # Keras' MobileNetV3 default
+RANDOM_WEIGHTS_BATCH_NORM_MOMENTUM = 0.9  # see TrainConfig.batch_norm_momentum
+
+
+def _choices(default: str, *choices: str):
+  return dataclasses.field(default=default, metadata={"choices": choices})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -15,26 +25,34 @@ class TrainConfig:
   """Everything one fold's training depends on.
 
   Attributes:
-    build_dir: the build (output of beam_pipelines.build).
-    workdir: where folds write checkpoints, logs, predictions and metrics.
-    fold: the fold to train (0-based).
-    num_folds: None = one fold per subject of the build (Sleep-EDF-20: 20).
-    num_validation_subjects: held out of training to monitor it; never the test subject.
-    weights: "imagenet", a path to backbone weights, or None (random).
-    batch_size, phase1_epochs, phase2_epochs, learning_rate: the fine-tune.
-    cache: "memory", a file path prefix, or None.
-    mixed_precision: "auto" (only with a GPU; on CPU it is many times slower), "on", "off".
-    image_size: None = the build's size; else images are resized to it.
-    color: "viridis" or "grey".
-    seed: initialisation and shuffling.
-    steps_per_epoch, validation_steps: None = whole sets (tests use a few steps).
-    shuffle: "auto" (full with the memory cache, else stream), "full" (every epoch a uniform random permutation of the training set, held
-      in memory as uint8; needs cache "memory") or "stream" (shard interleave and a
-      shuffle buffer, for data that does not fit in memory).
+    build_dir: output of beam_pipelines.build (its image size is the model's input size:
+      to train at another size, build at it).
+    workdir: checkpoints, logs, predictions and metrics (a local path or an s3:// URL).
+    fold: the fold to train (0-based; -1 is the model to ship, `fold_results.FINAL`).
+    num_folds: number of folds (None: one fold per subject of the build).
+    num_validation_subjects: subjects held out of training to validate on (never the test
+      subject).
+    weights: 'imagenet', a weights file, or None (random).
+    batch_size: examples per batch.
+    phase1_epochs: epochs training every layer.
+    phase2_epochs: epochs training the top only.
+    learning_rate: Adam learning rate.
+    cache: 'memory', a file path prefix, or None.
+    mixed_precision: auto: on only when a GPU is present (on a CPU it is many times slower).
+    color: colour map.
+    seed: random seed (initialisation and shuffling).
+    steps_per_epoch: limit steps per epoch, training and validation (smoke runs; None:
+      whole sets).
+    validation_steps: limit validation steps (None: the whole validation set).
+    shuffle: auto: full with the memory cache, else stream. full: every epoch a uniform
+      random permutation of the training set, held in memory (needs cache 'memory');
+      stream: shard interleave and a shuffle buffer, for data that does not fit in memory.
     shuffle_buffer: examples held for shuffling (stream only).
-    colormap_on: "host" (tf.data yields RGB floats) or "device" (tf.data yields the uint8
-      indices and the model's first layer applies the colour map: 12x fewer bytes to feed).
-    batch_norm_momentum: None = Keras' 0.999; lower for very short runs (see model.py).
+    colormap_on: where the colour map is applied: in tf.data (host) or as the model's first
+      layer on the accelerator (device; 12x fewer bytes to feed).
+    batch_norm_momentum: batch-norm moving-average momentum (None: Keras' 0.999 with
+      ImageNet weights, 0.9 with random weights, whose statistics must follow weights that
+      change fast; BUILD_NOTES.md "Training decisions").
   """
   build_dir: str = "out/sleep-edf-20"
   workdir: str = "runs/paper"
@@ -47,30 +65,30 @@ class TrainConfig:
   phase2_epochs: int = 15
   learning_rate: float = 1e-3
   cache: Optional[str] = "memory"
-  mixed_precision: str = "auto"
-  image_size: Optional[int] = None
-  color: str = "viridis"
+  mixed_precision: str = _choices("auto", "auto", "on", "off")
+  color: str = _choices("viridis", "viridis", "grey")
   seed: int = 0
   steps_per_epoch: Optional[int] = None
   validation_steps: Optional[int] = None
-  shuffle: str = "auto"
+  shuffle: str = _choices("auto", "auto", "full", "stream")
   shuffle_buffer: int = 4096
-  colormap_on: str = "host"
+  colormap_on: str = _choices("host", "host", "device")
   batch_norm_momentum: Optional[float] = None
 
   def __post_init__(self):
-    if self.mixed_precision not in ("auto", "on", "off"):
-      raise ValueError(f"mixed_precision must be auto, on or off, got {self.mixed_precision!r}")
-    if self.colormap_on not in ("host", "device"):
-      raise ValueError(f"colormap_on must be host or device, got {self.colormap_on!r}")
-    if self.shuffle not in ("auto", "full", "stream"):
-      raise ValueError(f"shuffle must be auto, full or stream, got {self.shuffle!r}")
+    for field in dataclasses.fields(self):
+      choices = field.metadata.get("choices")
+      if choices and getattr(self, field.name) not in choices:
+        raise ValueError(f"{field.name} must be one of {', '.join(choices)}, got "
+                         f"{getattr(self, field.name)!r}")
     if self.shuffle == "full" and self.cache != "memory":
       raise ValueError(
           "shuffle 'full' holds the training set in memory: it needs cache "
           f"'memory', not {self.cache!r}; use --shuffle stream for a file cache or none")
     if self.phase1_epochs < 0 or self.phase2_epochs < 0:
       raise ValueError("epochs per phase must be >= 0")
+    if self.batch_norm_momentum is not None and not 0 <= self.batch_norm_momentum < 1:
+      raise ValueError(f"batch_norm_momentum must be in [0, 1), got {self.batch_norm_momentum}")
 
   @property
   def shuffle_mode(self) -> str:
@@ -82,6 +100,15 @@ class TrainConfig:
   @property
   def total_epochs(self) -> int:
     return self.phase1_epochs + self.phase2_epochs
+
+  @property
+  def effective_batch_norm_momentum(self) -> float:
+    """The momentum the model trains with (`batch_norm_momentum`, or its default)."""
+    if self.batch_norm_momentum is not None:
+      return self.batch_norm_momentum
+    if self.weights is None:
+      return RANDOM_WEIGHTS_BATCH_NORM_MOMENTUM
+    return KERAS_BATCH_NORM_MOMENTUM
 
 
 def paper(**overrides) -> TrainConfig:

@@ -18,12 +18,13 @@ parameters came from). What is written, and why float16 and int8 cover the image
 only: trainers/export_lib.py. Exit status 2 on unusable input, with a message naming the file.
 """
 
+import os
 import sys
 
 from absl import app
 from absl import flags
 
-from tfrecords import filesystems
+from eegmobile import cli
 
 # Flags live only in entry modules: defined in libraries they collide when imported twice.
 _MODEL = flags.DEFINE_string("model",
@@ -43,11 +44,13 @@ _CALIBRATION_BUILD = flags.DEFINE_string(
     "preprocessing parameters came from).")
 _CALIBRATION_EXAMPLES = flags.DEFINE_integer("calibration_examples", 256,
                                              "Images used to calibrate int8.")
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
 
 
 def main(argv):
   del argv
-  import os  # pylint: disable=g-import-not-at-top
+  cli.quiet(_VERBOSE.value)
+  # Lazy: quiet() must run before TensorFlow is imported, and export_lib imports it.
   from trainers import export_lib  # pylint: disable=g-import-not-at-top
   try:
     given = (export_lib.load_preprocessing(_PREPROCESSING.value) if _PREPROCESSING.value else None)
@@ -80,5 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  # After reading s3:// (tensorflow-io), leave with our status, not the SDK's abort at exit.
-  app.run(filesystems.exits_cleanly(main))
+  app.run(main)

@@ -42,47 +42,29 @@ import os
 from typing import Iterable, Optional, Sequence
 
 from absl import logging
+import keras
 import numpy as np
+import tensorflow as tf
 
+from eegmobile import colormaps
+from eegmobile import export_format
+from eegmobile import frontend
+from eegmobile import model as model_lib
+from eegmobile import stages
+from eegmobile import storage
 from eegmobile.config import BuildConfig
 from eegmobile.config import SpectrogramConfig
+from tfrecords import datasets
+from tfrecords import manifest as manifest_lib
+from trainers import model_card as model_card_lib
 
-EXPORT_FORMAT = "eegmobile-export"
-EXPORT_FORMAT_VERSION = 1
-SAVED_MODEL_DIR = "saved_model"
-EXPORT_FILE = "export.json"
-FORMATS = ("float32", "float16", "int8")
-TFLITE_FILES = {
-    "float32": "eegmobile_float32.tflite",
-    "float16": "images_float16.tflite",
-    "int8": "images_int8.tflite",
-    "frontend": "frontend_float32.tflite",
-}
-# Signature names in the SavedModel and in the TFLite files.
-EPOCHS_SIGNATURE = "serving_default"
-IMAGES_SIGNATURE = "images"
-FRONTEND_SIGNATURE = "frontend"
-
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-  """How raw epochs become the model's images.
-
-  Attributes:
-    spectrogram: the build's image parameters (manifest `config.spectrogram`).
-    samples_per_epoch: samples of one epoch at spectrogram.fs.
-    source: the file they were read from.
-  """
-  spectrogram: SpectrogramConfig
-  samples_per_epoch: int
-  source: str
-
-  def to_dict(self) -> dict:
-    return {
-        "spectrogram": dataclasses.asdict(self.spectrogram),
-        "samples_per_epoch": self.samples_per_epoch,
-        "source": self.source
-    }
+EXPORT_FILE = export_format.EXPORT_FILE
+FORMATS = export_format.FORMATS
+TFLITE_FILES = export_format.TFLITE_FILES
+EPOCHS_SIGNATURE = export_format.EPOCHS_SIGNATURE
+IMAGES_SIGNATURE = export_format.IMAGES_SIGNATURE
+FRONTEND_SIGNATURE = export_format.FRONTEND_SIGNATURE
+Preprocessing = export_format.Preprocessing
 
 
 def _read_json(path: str) -> dict:
@@ -118,7 +100,6 @@ def load_preprocessing(source: str) -> Preprocessing:
     FileNotFoundError: none of those files is there.
     ValueError: the file holds no usable parameters.
   """
-  from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   if os.path.isfile(source):
     if os.path.basename(source) == EXPORT_FILE:
       return _from_export(source)
@@ -137,15 +118,13 @@ def _from_export(path: str) -> Preprocessing:
   recorded = _read_json(path).get("preprocessing")
   if not recorded:
     raise ValueError(f"{path}: no preprocessing recorded")
-  return Preprocessing(SpectrogramConfig(**recorded["spectrogram"]), recorded["samples_per_epoch"],
-                       path)
+  return Preprocessing.from_dict(recorded, path)
 
 
 def _from_train_config(path: str) -> Preprocessing:
   build_dir = _read_json(path).get("build_dir")
   if not build_dir:
     raise ValueError(f"{path}: names no build_dir")
-  from tfrecords import manifest as manifest_lib  # pylint: disable=g-import-not-at-top
   manifest = os.path.join(build_dir, manifest_lib.MANIFEST_FILE)
   if not os.path.exists(manifest):
     raise FileNotFoundError(f"{path}: its build {build_dir} has no {manifest_lib.MANIFEST_FILE} "
@@ -153,7 +132,7 @@ def _from_train_config(path: str) -> Preprocessing:
   return _from_manifest(manifest)
 
 
-CARD_FILE = "model_card.json"  # trainers.model_card.CARD_JSON (kept TensorFlow-free here)
+CARD_FILE = model_card_lib.CARD_JSON
 
 
 def model_file(model_path: str) -> str:
@@ -174,13 +153,10 @@ def model_card(model_path: str) -> Optional[dict]:
 
 
 def _from_card(path: str) -> Preprocessing:
-  recorded = _read_json(path).get("preprocessing", {})
   try:
-    spectrogram = SpectrogramConfig(**recorded["spectrogram"])
-    samples = int(recorded["samples_per_epoch"])
+    return Preprocessing.from_dict(_read_json(path).get("preprocessing", {}), path)
   except (KeyError, TypeError, ValueError) as e:
     raise ValueError(f"{path}: no usable preprocessing: {type(e).__name__}: {e}") from e
-  return Preprocessing(spectrogram, samples, path)
 
 
 def recorded_preprocessing(model_path: str) -> Optional[Preprocessing]:
@@ -238,15 +214,12 @@ def load_keras_model(path: str):
     FileNotFoundError: no such file.
     ValueError: the file is not a Keras model, or not a 5-stage classifier.
   """
-  import keras  # pylint: disable=g-import-not-at-top
-  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top,unused-import
   if not os.path.isfile(path):
     raise FileNotFoundError(f"{path}: no such model file")
   try:
     model = keras.saving.load_model(path, compile=False)
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f"{path}: not a saved Keras model (.keras): {type(e).__name__}: {e}") from e
-  from eegmobile import stages  # pylint: disable=g-import-not-at-top
   if tuple(model.output.shape[1:]) != (stages.NUM_STAGES,):
     raise ValueError(f"{path}: the model outputs {tuple(model.output.shape)}, not "
                      f"[n, {stages.NUM_STAGES}] stage probabilities")
@@ -300,9 +273,6 @@ def check_compatible(path: str, model_in: ModelInput, preprocessing: Preprocessi
 
 def _serving_module(model, model_in: ModelInput, preprocessing: Preprocessing, colormap: str):
   """A tf.Module holding the model, with the three signature functions."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from eegmobile import frontend  # pylint: disable=g-import-not-at-top
-  from tfrecords import colormaps  # pylint: disable=g-import-not-at-top
   spec, samples = preprocessing.spectrogram, preprocessing.samples_per_epoch
   images_of = frontend.images_fn(spec, samples)
   table = (colormaps.lookup_table(colormap) * 255.0).astype(np.float32)
@@ -334,9 +304,8 @@ def _serving_module(model, model_in: ModelInput, preprocessing: Preprocessing, c
 def write_saved_model(model, model_in: ModelInput, preprocessing: Preprocessing, directory: str, *,
                       colormap: str) -> str:
   """Writes the SavedModel (signatures serving_default, images, frontend); returns its path."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   module = _serving_module(model, model_in, preprocessing, colormap)
-  path = os.path.join(directory, SAVED_MODEL_DIR)
+  path = os.path.join(directory, export_format.SAVED_MODEL_DIR)
   tf.saved_model.save(module,
                       path,
                       signatures={
@@ -349,7 +318,6 @@ def write_saved_model(model, model_in: ModelInput, preprocessing: Preprocessing,
 
 def _convert(saved_model: str, signature: str, quantise: Optional[str],
              calibration: Optional[np.ndarray]) -> bytes:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[signature])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex (TF) ops
   if quantise == "float16":
@@ -406,8 +374,7 @@ def write_tflite(saved_model: str,
   for name, signature, quantise in jobs:
     paths[name] = os.path.join(directory, TFLITE_FILES[name])
     content = _convert(saved_model, signature, quantise, calibration_images)
-    with open(paths[name], "wb") as f:
-      f.write(content)
+    storage.write_bytes(paths[name], content)
     logging.info("wrote %s (%d bytes)", paths[name], len(content))
   return paths
 
@@ -424,7 +391,6 @@ def build_images(build_dir: str,
     subjects: which subjects (default: all, in order).
     with_labels: also return the labels (int32 [n]).
   """
-  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
   info = datasets.dataset_info(build_dir, subjects)
   ds = datasets.make_dataset(build_dir,
                              info.subjects,
@@ -508,13 +474,12 @@ def export(model_path: str,
                        calibration_images=calibration_images)
   record = _record(model_path, model_in, preprocessing, colormap, paths, calibration_images)
   record["model_card"] = card  # None for a bare .keras file
-  with open(os.path.join(output_dir, EXPORT_FILE), "w") as f:
-    json.dump(record, f, indent=1, sort_keys=True)
+  storage.write_text(os.path.join(output_dir, EXPORT_FILE),
+                     json.dumps(record, indent=1, sort_keys=True))
   return record
 
 
 def _record(model_path, model_in, preprocessing, colormap, paths, calibration_images) -> dict:
-  from eegmobile import stages  # pylint: disable=g-import-not-at-top
   spec = preprocessing.spectrogram
   epochs_in = f"epochs float32 [n, {preprocessing.samples_per_epoch}] (uV at {spec.fs:g} Hz)"
   images_in = f"colormap_indices uint8 [n, {spec.image_height}, {spec.image_width}]"
@@ -525,8 +490,8 @@ def _record(model_path, model_in, preprocessing, colormap, paths, calibration_im
       "frontend": (FRONTEND_SIGNATURE, epochs_in, "float32"),
   }
   return {
-      "format": EXPORT_FORMAT,
-      "format_version": EXPORT_FORMAT_VERSION,
+      "format": export_format.FORMAT,
+      "format_version": export_format.FORMAT_VERSION,
       "model": {
           "source": os.path.abspath(model_path),
           "input": "colormap_indices" if model_in.colormap else "rgb",
@@ -536,7 +501,7 @@ def _record(model_path, model_in, preprocessing, colormap, paths, calibration_im
       "preprocessing": preprocessing.to_dict(),
       "stages": list(stages.STAGES),
       "saved_model": {
-          "dir": SAVED_MODEL_DIR,
+          "dir": export_format.SAVED_MODEL_DIR,
           "signatures": {
               EPOCHS_SIGNATURE: f"{epochs_in} -> probabilities float32 [n, 5]",
               IMAGES_SIGNATURE: f"{images_in} -> probabilities float32 [n, 5]",

@@ -11,8 +11,12 @@ import json
 import os
 from typing import Optional
 
+from eegmobile import evaluation
 from eegmobile import stages
-from trainers import run_lib
+from eegmobile import storage
+from eegmobile.config import BuildConfig
+from trainers import fold_results
+from trainers import report_lib
 
 CARD_JSON = "model_card.json"
 CARD_MD = "MODEL_CARD.md"
@@ -23,7 +27,6 @@ CARD_VERSION = 1
 
 def preprocessing(manifest: dict) -> dict:
   """The build's preprocessing parameters, from its manifest."""
-  from eegmobile.config import BuildConfig  # pylint: disable=g-import-not-at-top
   config = manifest["config"]
   samples = BuildConfig.from_dict(config).epochs.samples_per_epoch
   spectrogram = config["spectrogram"]
@@ -40,8 +43,6 @@ def preprocessing(manifest: dict) -> dict:
 
 def cv_metrics(workdir: str, run_id: str) -> Optional[dict]:
   """Pooled metrics of the run's finished folds in `workdir`, or None when there are none."""
-  from eegmobile import evaluation  # pylint: disable=g-import-not-at-top
-  from trainers import report_lib  # pylint: disable=g-import-not-at-top
   done, _ = report_lib.finished_folds(workdir, run_id)
   if not done:
     return None
@@ -85,14 +86,14 @@ def build_card(config, manifest: dict, run: dict, subjects: list) -> dict:
 def _markdown(card: dict) -> str:
   cv = card["evaluation"]["cross_validation"]
   if cv == "none":
-    evaluation = ("None. `final` has no test subject. No finished cross-validation fold of "
-                  "this run was in the workdir when the card was written.")
+    cv_text = ("None. `final` has no test subject. No finished cross-validation fold of "
+               "this run was in the workdir when the card was written.")
   else:
     per_class = cv.get("per_class_f1")
-    evaluation = (f"Cross-validation of the same run ({cv['num_folds_done']} fold(s) done, "
-                  f"pooled): ACC {cv['acc']:.2f}, macro-F1 {cv['mf1']:.2f}, kappa "
-                  f"{cv['kappa']:.3f}; per-class F1 {json.dumps(per_class)}. These estimate this "
-                  "model's accuracy on unseen subjects; `final` itself has no test metrics.")
+    cv_text = (f"Cross-validation of the same run ({cv['num_folds_done']} fold(s) done, "
+               f"pooled): ACC {cv['acc']:.2f}, macro-F1 {cv['mf1']:.2f}, kappa "
+               f"{cv['kappa']:.3f}; per-class F1 {json.dumps(per_class)}. These estimate this "
+               "model's accuracy on unseen subjects; `final` itself has no test metrics.")
   training = card["training"]
   build = card["build"]
   return f"""# EEGMobile sleep-staging model (run {card['run_id']})
@@ -115,7 +116,7 @@ batch {training['batch_size']}, Adam {training['learning_rate']}, seed {training
 Model file: {card['model_file']}.
 
 ## Evaluation
-{evaluation}
+{cv_text}
 
 ## Limitations
 Trained on Sleep-EDF (Fpz-Cz, healthy adults); other montages, devices, ages or sleep
@@ -123,18 +124,12 @@ disorders are untested. Not a medical device.
 """
 
 
-def _write_atomic(path: str, text: str) -> None:
-  with open(path + ".part", "w") as f:
-    f.write(text)
-  os.replace(path + ".part", path)
-
-
 def write_card(directory: str, card: dict) -> None:
   """Writes MODEL_CARD.md, then model_card.json (each atomically; the JSON last)."""
-  _write_atomic(os.path.join(directory, CARD_MD), _markdown(card))
-  _write_atomic(os.path.join(directory, CARD_JSON), json.dumps(card, indent=1, sort_keys=True))
+  storage.write_text(os.path.join(directory, CARD_MD), _markdown(card))
+  storage.write_text(os.path.join(directory, CARD_JSON), json.dumps(card, indent=1, sort_keys=True))
 
 
 def read_card(directory: str) -> Optional[dict]:
   """The card in `directory`, or None."""
-  return run_lib.read_json(os.path.join(directory, CARD_JSON))
+  return fold_results.read_json(os.path.join(directory, CARD_JSON))

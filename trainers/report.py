@@ -19,41 +19,46 @@ import sys
 from absl import app
 from absl import flags
 
-from tfrecords import filesystems
+from eegmobile import cli
+from eegmobile import storage
+from trainers import report_lib
+from trainers import run_lib
+from trainers import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/paper", "The trainers.cv workdir.")
 _REQUIRE = flags.DEFINE_bool("require_complete", False, "Exit 1 unless every fold is done.")
-
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Show library warnings and logs.")
+
+
+def _report(workdir: str) -> dict:
+  """Writes the report of a local workdir, or of an s3:// one through a local scratch copy."""
+  workdir_lib.check(workdir)
+  if not workdir_lib.is_remote(workdir):
+    return report_lib.write_report(workdir)
+  remote = workdir.rstrip("/")
+  local = workdir_lib.scratch(remote)
+  try:
+    storage.download_tree(remote, local, only=report_lib.INPUTS)  # not the checkpoints
+    summary = report_lib.write_report(local)
+    uploaded = storage.join(remote, os.path.basename(summary["out_dir"]))
+    storage.upload_tree(summary["out_dir"], uploaded)
+  finally:  # a copy of the store, or a report already uploaded
+    workdir_lib.remove_scratch(local)
+  return {**summary, "out_dir": uploaded}
 
 
 def main(argv):
   del argv
-  from trainers import cli_lib  # pylint: disable=g-import-not-at-top
-  cli_lib.quiet(_VERBOSE.value)
-  from trainers import report_lib  # pylint: disable=g-import-not-at-top
-  from trainers import run_lib  # pylint: disable=g-import-not-at-top
-  from trainers import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
-  remote = _WORKDIR.value.rstrip("/") if workdir_lib.is_s3(_WORKDIR.value) else None
+  cli.quiet(_VERBOSE.value)
   try:
-    workdir_lib.check(_WORKDIR.value)
-    if remote:  # pool a local copy of the run; the report goes back to the store
-      local = workdir_lib.scratch(remote)
-      try:
-        workdir_lib.download(remote, local, only=report_lib.INPUTS)  # not the checkpoints
-        summary = report_lib.write_report(local)
-        uploaded = f"{remote}/{os.path.basename(summary['out_dir'])}"
-        workdir_lib.upload(summary["out_dir"], uploaded)
-      finally:  # a copy of the store, or a report already uploaded
-        workdir_lib.remove_scratch(local)
-      summary["out_dir"] = uploaded
-    else:
-      summary = report_lib.write_report(_WORKDIR.value)
-  except (FileNotFoundError, run_lib.WorkdirError, workdir_lib.WorkdirError) as e:
+    summary = _report(_WORKDIR.value)
+  except (FileNotFoundError, run_lib.WorkdirError, workdir_lib.WorkdirError,
+          storage.StorageError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
-    print(cli_lib.bug_message(e, cli_lib.report_bug(_WORKDIR.value, e)), file=sys.stderr)
+    log = cli.report_bug(e, storage.join(_WORKDIR.value, cli.BUG_LOG))
+    print(cli.bug_message(e, log), file=sys.stderr)
     return 1
   print(summary["markdown"])
   for reason in summary["folds_skipped"].values():
@@ -64,5 +69,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  # After reading s3:// (tensorflow-io), leave with our status, not the SDK's abort at exit.
-  app.run(filesystems.exits_cleanly(main))
+  app.run(main)

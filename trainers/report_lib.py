@@ -6,18 +6,18 @@ complete only when every one of its folds has its DONE marker; until then every 
 says PARTIAL and how many folds it pooled. Every output names the run and its settings.
 """
 
-import json
 import os
 
 import numpy as np
 
 from eegmobile import evaluation
+from eegmobile import storage
 from trainers import run_lib
-from trainers import train_lib
+from trainers import fold_results
 
 # Every file the report (and trainers.model_card) reads of a workdir: an s3:// workdir is
 # downloaded for them alone, not the folds' checkpoints.
-INPUTS = (run_lib.RUN_FILE, train_lib.DONE, "predictions.csv", "history.json")
+INPUTS = (run_lib.RUN_FILE, fold_results.DONE, fold_results.PREDICTIONS, fold_results.HISTORY)
 
 _UNFINISHED = {"status": "NOT FINISHED", "num_epochs": "", "acc": "", "mf1": "", "kappa": ""}
 
@@ -31,10 +31,10 @@ def finished_folds(workdir: str, run_id: str) -> tuple[list[int], dict[int, str]
   for name in run_lib.fold_dirs(workdir):
     k = int(name.split("_")[1])
     directory = os.path.join(workdir, name)
-    fold_run = run_lib.read_json(os.path.join(directory, run_lib.RUN_FILE), {}).get("run_id")
+    fold_run = fold_results.read_json(os.path.join(directory, run_lib.RUN_FILE), {}).get("run_id")
     if fold_run != run_id:
       skipped[k] = f"{directory}: belongs to run {fold_run or 'unknown (no run.json)'}"
-    elif os.path.exists(os.path.join(directory, train_lib.DONE)):
+    elif storage.exists(os.path.join(directory, fold_results.DONE)):
       done.append(k)
   return done, skipped
 
@@ -44,11 +44,10 @@ def read_folds(workdir: str, done: list[int]):
   labels, predicted, histories, per_fold = [], [], {}, []
   for k in done:
     directory = os.path.join(workdir, f"fold_{k:02d}")
-    y, p = train_lib.read_predictions(os.path.join(directory, "predictions.csv"))
+    y, p = fold_results.read_predictions(os.path.join(directory, fold_results.PREDICTIONS))
     labels.append(y)
     predicted.append(p)
-    with open(os.path.join(directory, "history.json")) as f:
-      histories[k] = json.load(f)
+    histories[k] = fold_results.read_json(os.path.join(directory, fold_results.HISTORY))
     fold = evaluation.metrics(y, p)
     row = {"fold": k, "status": "done", "num_epochs": fold["num_epochs"]}
     row.update({key: round(fold[key], 3) for key in ("acc", "mf1", "kappa")})
@@ -106,8 +105,7 @@ def write_report(workdir: str) -> dict:
       "folds.csv": evaluation.to_csv(per_fold),
   }
   for name, text in outputs.items():
-    with open(os.path.join(out_dir, name), "w") as f:
-      f.write(text)
+    storage.write_text(os.path.join(out_dir, name), text)
   figure_title = f"{num_folds}-fold CV, {len(done)} pooled ({status}), run {run['run_id']}"
   evaluation.plot_confusion(pooled["confusion"], os.path.join(out_dir, "confusion.png"),
                             figure_title)

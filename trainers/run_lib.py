@@ -20,13 +20,15 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from typing import Optional
 
 from absl import logging
 
 from eegmobile import folds
+from eegmobile import storage
 from tfrecords import manifest as manifest_lib
+from trainers import config as config_lib
+from trainers import fold_results
 
 RUN_FILE = "run.json"
 FOLDS_FILE = "folds.json"
@@ -35,8 +37,11 @@ PREVIOUS_DIR = "previous"
 # the build is identified by its manifest), fold, cache (where examples are kept, not
 # which), and phase2_epochs (more epochs extend a run's folds; each fold records its own).
 RUN_FIELDS = ("num_validation_subjects", "weights", "batch_size", "phase1_epochs", "learning_rate",
-              "mixed_precision", "image_size", "color", "seed", "steps_per_epoch",
-              "validation_steps", "shuffle", "shuffle_buffer", "colormap_on", "batch_norm_momentum")
+              "mixed_precision", "color", "seed", "steps_per_epoch", "validation_steps", "shuffle",
+              "shuffle_buffer", "colormap_on", "batch_norm_momentum")
+# Fields that earlier runs recorded and that can now have only this value (the image size is
+# the build's): kept in the identity so that the run ids of earlier runs stay valid.
+FIXED_FIELDS = {"image_size": None}
 
 
 class WorkdirError(ValueError):
@@ -87,11 +92,22 @@ def run_record(config, manifest: dict) -> dict:
           "fold_of_subject": folds.fold_map(subjects, num_folds)
       },
       "training": {
-          name: getattr(config, name) for name in RUN_FIELDS
+          **{
+              name: getattr(config, name) for name in RUN_FIELDS
+          },
+          **FIXED_FIELDS,
+          # The momentum trained with; Keras' default recorded as None, as earlier runs did.
+          "batch_norm_momentum":
+              _recorded_momentum(config),
       },
   }
   run_id = hashlib.sha256(_canonical(identity).encode()).hexdigest()[:12]
   return {"run_id": run_id, **identity}
+
+
+def _recorded_momentum(config) -> Optional[float]:
+  momentum = config.effective_batch_norm_momentum
+  return None if momentum == config_lib.KERAS_BATCH_NORM_MOMENTUM else momentum
 
 
 def _flatten(record: dict) -> dict:
@@ -107,33 +123,6 @@ def differences(recorded: dict, asked: dict) -> dict:
   """{field: (recorded value, asked-for value)} for every field that differs."""
   a, b = _flatten(recorded), _flatten(asked)
   return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
-
-
-def read_json(path: str, default=None):
-  """The JSON value in `path`, or `default` when there is no such file."""
-  if not os.path.exists(path):
-    return default
-  with open(path) as f:
-    return json.load(f)
-
-
-def create_exclusive(path: str, text: str) -> bool:
-  """Writes `text` to `path` only if `path` does not exist, atomically (all or nothing).
-
-  Returns:
-    True when this call created the file, False when it was already there.
-  """
-  handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".tmp")
-  try:
-    with os.fdopen(handle, "w") as f:
-      f.write(text)
-    os.chmod(temporary, 0o644)
-    os.link(temporary, path)  # fails if path exists: two workers cannot both create it
-    return True
-  except FileExistsError:
-    return False
-  finally:
-    os.remove(temporary)
 
 
 def fold_dirs(workdir: str) -> list[str]:
@@ -211,7 +200,7 @@ def start_run(config, manifest: dict, *, restart: bool = False) -> dict:
   record = run_record(config, manifest)
   path = os.path.join(config.workdir, RUN_FILE)
   os.makedirs(config.workdir, exist_ok=True)
-  recorded = read_json(path)
+  recorded = fold_results.read_json(path)
   if recorded is None and fold_dirs(config.workdir):
     if not restart:
       raise RunMismatchError(_mismatch_message(config.workdir, None, {}), {})
@@ -221,8 +210,8 @@ def start_run(config, manifest: dict, *, restart: bool = False) -> dict:
     if not restart:
       raise RunMismatchError(_mismatch_message(config.workdir, recorded, diffs), diffs)
     _move_old_run(config.workdir, recorded)
-  if not create_exclusive(path, _canonical(record)):
-    recorded = read_json(path)  # another worker created it first: it must be this run
+  if not storage.create_exclusive(path, _canonical(record).encode()):
+    recorded = fold_results.read_json(path)  # another worker created it first: it must be this run
     if recorded["run_id"] != record["run_id"]:
       diffs = differences(recorded, record)
       raise RunMismatchError(_mismatch_message(config.workdir, recorded, diffs), diffs)
@@ -237,7 +226,7 @@ def load_run(workdir: str) -> dict:
     WorkdirError: no run.json (not a trainers.cv workdir, or one from an older version).
   """
   path = os.path.join(workdir, RUN_FILE)
-  recorded = read_json(path)
+  recorded = fold_results.read_json(path)
   if recorded is None:
     hint = (f"it holds {', '.join(fold_dirs(workdir))} from an older trainers.cv; "
             "retrain them with trainers.cv --restart"

@@ -23,57 +23,48 @@ Per fold, `<workdir>/fold_XX/` holds:
                       (trainers/claims.py)
 """
 
-import csv
 import dataclasses
 import json
 import os
+import sys
 import time
 import warnings
 from typing import Callable, Iterable, Optional
 
-import numpy as np
 from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
 
 from eegmobile import evaluation
 from eegmobile import folds
+from eegmobile import model as model_lib
 from eegmobile import stages
+from eegmobile import storage
+from tfrecords import datasets
 from tfrecords import manifest as manifest_lib
+from trainers import fold_results
+from trainers import model_card
 from trainers import run_lib
 from trainers.config import TrainConfig
 
-DONE = "DONE"
-FINAL = -1  # TrainConfig.fold of the model to ship: every subject trains, <workdir>/final
+DONE = fold_results.DONE
+FINAL = fold_results.FINAL
+_write_json = fold_results.write_json
+_read_json = fold_results.read_json
 
 
 def fold_dir(config: TrainConfig) -> str:
   """The fold's own directory, <workdir>/fold_XX (<workdir>/final for FINAL)."""
-  if config.fold == FINAL:
-    return os.path.join(config.workdir, "final")
-  return os.path.join(config.workdir, f"fold_{config.fold:02d}")
-
-
-def _write_json(path: str, value) -> None:
-  with open(path + ".part", "w") as f:
-    json.dump(value, f, indent=1, sort_keys=True)
-  os.replace(path + ".part", path)
-
-
-def _read_json(path: str, default=None):
-  if not os.path.exists(path):
-    return default
-  with open(path) as f:
-    return json.load(f)
+  return fold_results.fold_dir(config.workdir, config.fold)
 
 
 def _use_mixed_precision(setting: str) -> bool:
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   return setting == "on" or (setting == "auto" and bool(tf.config.list_physical_devices("GPU")))
 
 
-def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixed: bool):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
-  train = _train_dataset(config, split, image_size, mixed)
+def _datasets(config: TrainConfig, split: folds.FoldSplit, mixed: bool):
+  train = _train_dataset(config, split, mixed)
   common = dict(batch_size=config.batch_size,
                 color=config.color if config.colormap_on == "host" else None,
                 seed=config.seed,
@@ -89,30 +80,23 @@ def _datasets(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixe
                                cache=None,
                                with_metadata=True,
                                **common)
-  if config.image_size and config.image_size != image_size:
-    size = [config.image_size] * 2
-    val = val.map(lambda x, y: (tf.image.resize(x, size), y))
-    test = test.map(lambda x, y, m: (tf.image.resize(x, size), y, m))
   return train, val, test
 
 
 def _compile(model, learning_rate: float) -> None:
-  import keras  # pylint: disable=g-import-not-at-top
   model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                 loss="sparse_categorical_crossentropy",
-                metrics=["accuracy"])
+                metrics=["accuracy", model_lib.PredictedClasses()])
 
 
 def _load_or_build(config: TrainConfig, directory: str, image_size: int, epochs_done: int):
-  import keras  # pylint: disable=g-import-not-at-top
-  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
   checkpoint = os.path.join(directory, "checkpoint.keras")
   if epochs_done and os.path.exists(checkpoint):
     logging.info("resuming %s after epoch %d", directory, epochs_done)
     return keras.models.load_model(checkpoint)
   model = model_lib.build_model(model_lib.ModelConfig(
-      image_size=config.image_size or image_size,
-      batch_norm_momentum=config.batch_norm_momentum,
+      image_size=image_size,
+      batch_norm_momentum=config.effective_batch_norm_momentum,
       input_colormap=config.color if config.colormap_on == "device" else None,
       mixed_precision=_use_mixed_precision(config.mixed_precision)),
                                 weights=config.weights)
@@ -140,38 +124,17 @@ def _predict(model, test) -> list[dict]:
   return rows
 
 
-def write_predictions(path: str, rows: list[dict]) -> None:
-  """Writes prediction rows (dicts with the same keys) as CSV, atomically."""
-  with open(path + ".part", "w", newline="") as f:
-    out = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["label", "predicted"])
-    out.writeheader()
-    out.writerows(rows)
-  os.replace(path + ".part", path)
-
-
-def read_predictions(path: str) -> tuple[np.ndarray, np.ndarray]:
-  """(labels, predictions) from a fold's predictions.csv."""
-  with open(path) as f:
-    rows = list(csv.DictReader(f))
-  return (np.array([int(r["label"]) for r in rows],
-                   np.int64), np.array([int(r["predicted"]) for r in rows], np.int64))
-
-
 def _write_history_csv(path: str, history: list[dict]) -> None:
   columns = sorted({k for h in history for k in h} - {"epoch", "phase"})
-  with open(path + ".part", "w", newline="") as f:
-    out = csv.DictWriter(f, fieldnames=["epoch", "phase"] + columns)
-    out.writeheader()
-    out.writerows(history)
-  os.replace(path + ".part", path)
+  fold_results.write_csv(path, history, ["epoch", "phase"] + columns)
 
 
 def _save_epoch(model, directory: str, history: list, epoch_log: dict, epoch: int,
                 phase: int) -> None:
   """Checkpoint (model + optimizer), history, then state: state.json is written last."""
-  model.save(os.path.join(directory, "checkpoint.part.keras"))
-  os.replace(os.path.join(directory, "checkpoint.part.keras"),
-             os.path.join(directory, "checkpoint.keras"))
+  with storage.atomic_path(os.path.join(directory, "checkpoint.keras"),
+                           keep_extension=True) as part:
+    model.save(part)
   history.append({
       "epoch": epoch + 1,
       "phase": phase,
@@ -214,7 +177,6 @@ def _prepare_fold(config: TrainConfig, manifest: dict, directory: str,
 
 def _set_precision_and_seed(config: TrainConfig) -> bool:
   """Sets Keras' global policy and seeds; returns whether mixed precision is on."""
-  import keras  # pylint: disable=g-import-not-at-top
   mixed = _use_mixed_precision(config.mixed_precision)
   # The model is built under its own policy (ModelConfig.mixed_precision); the global policy
   # is set too so that a checkpoint loaded on resume, and the phase-2 recompile (which adds
@@ -224,7 +186,7 @@ def _set_precision_and_seed(config: TrainConfig) -> bool:
   return mixed
 
 
-def _fit_one_epoch(model, config: TrainConfig, train, val, epoch: int, board) -> dict:
+def _fit_one_epoch(model, config: TrainConfig, train, val, epoch: int, callbacks) -> dict:
   """Trains one epoch (Keras' fit) and returns its history dict."""
   with warnings.catch_warnings():
     # The datasets' length is unknown to Keras (interleave, unbatch), so each epoch ends
@@ -238,7 +200,7 @@ def _fit_one_epoch(model, config: TrainConfig, train, val, epoch: int, board) ->
                      validation_data=val,
                      steps_per_epoch=config.steps_per_epoch,
                      validation_steps=config.validation_steps if val is not None else None,
-                     callbacks=[board],
+                     callbacks=callbacks,
                      verbose=0).history  # our own line per epoch follows (_train_epochs)
 
 
@@ -248,36 +210,94 @@ def _train_epochs(model,
                   train,
                   val,
                   epochs_done: int,
+                  steps: int,
                   after_epoch: Optional[Callable[[str], None]] = None) -> None:
-  """Trains from `epochs_done` to the last epoch, checkpointing after each (then after_epoch)."""
-  import keras  # pylint: disable=g-import-not-at-top
-  from eegmobile import model as model_lib  # pylint: disable=g-import-not-at-top
-  history = _read_json(os.path.join(directory, "history.json"), [])[:epochs_done]
+  """Trains from `epochs_done` to the last epoch, checkpointing after each (then after_epoch).
+
+  A terminal shows each epoch's progress on one line (`Progress`); every epoch leaves
+  one log line, and a warning when the validation predictions use a single class.
+  """
+  history = _read_json(os.path.join(directory, fold_results.HISTORY), [])[:epochs_done]
   board = keras.callbacks.TensorBoard(os.path.join(directory, "logs"))
+  name = "final" if config.fold == FINAL else f"fold {config.fold}"
   for epoch in range(epochs_done, config.total_epochs):
     phase = 1 if epoch < config.phase1_epochs else 2
     if epoch == config.phase1_epochs and epoch > 0:  # phase switch: freeze, fresh Adam
       model_lib.set_trainable_phase(model, 2)
       _compile(model, config.learning_rate)
     start = time.monotonic()
-    epoch_log = _fit_one_epoch(model, config, train, val, epoch, board)
+    progress = Progress(f"{name} epoch {epoch + 1}/{config.total_epochs}", steps, config.batch_size)
+    epoch_log = _fit_one_epoch(model, config, train, val, epoch, [board, progress])
     _save_epoch(model, directory, history, epoch_log, epoch, phase)
     if after_epoch is not None:
       after_epoch(directory)
-    logging.info("fold %d epoch %d/%d (phase %d) in %.0f s: %s", config.fold, epoch + 1,
-                 config.total_epochs, phase,
+    logging.info("%s epoch %d/%d (phase %d) in %.0f s: %s", name, epoch + 1, config.total_epochs,
+                 phase,
                  time.monotonic() - start, _epoch_summary(history[-1]))
+    _warn_if_collapsed(name, epoch, history[-1])
+
+
+def _warn_if_collapsed(name: str, epoch: int, entry: dict) -> None:
+  """Warns when one class is all the model predicts on its validation (or training) set."""
+  key = "val_predicted_classes" if "val_predicted_classes" in entry else "predicted_classes"
+  if entry.get(key) == 1:
+    logging.warning(
+        "%s epoch %d: every %s prediction is one class: the model has collapsed (with "
+        "random weights and few steps, a batch-norm momentum of 0.999 does this; see "
+        "--batch_norm_momentum)", name, epoch + 1,
+        "validation" if key.startswith("val_") else "training")
+
+
+class Progress(keras.callbacks.Callback):
+  """One line on a terminal, rewritten while an epoch trains: steps, images/s, time left.
+
+  Nothing is written when standard error is not a terminal (logs keep one line per epoch).
+  """
+
+  def __init__(self, label: str, steps: int, batch_size: int, every_s: float = 1.0, stream=None):
+    super().__init__()
+    self._label, self._steps, self._batch = label, steps, batch_size
+    self._every_s = every_s
+    self._stream = stream or sys.stderr
+    self._on = self._stream.isatty()
+    self._start = self._shown = 0.0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = self._shown = time.monotonic()
+
+  def on_train_batch_end(self, batch, logs=None):
+    now = time.monotonic()
+    if not self._on or now - self._shown < self._every_s:
+      return
+    self._shown = now
+    self._stream.write("\r" + progress_line(self._label, batch + 1, self._steps, self._batch, now -
+                                            self._start) + "\033[K")
+    self._stream.flush()
+
+  def on_epoch_end(self, epoch, logs=None):
+    if self._on:
+      self._stream.write("\r\033[K")
+      self._stream.flush()
+
+
+def progress_line(label: str, done: int, total: int, batch_size: int, seconds: float) -> str:
+  """e.g. "fold 3 epoch 2/20: step 120/2379, 27 images/s, 2:45:10 left"."""
+  rate = done * batch_size / max(seconds, 1e-9)
+  left = (total - done) * batch_size / max(rate, 1e-9) if total else 0.0
+  hours, rest = divmod(int(left), 3600)
+  return (f"{label}: step {done}/{total or '?'}, {rate:.0f} images/s, "
+          f"{hours}:{rest // 60:02d}:{rest % 60:02d} left")
 
 
 def _epoch_summary(entry: dict) -> str:
-  keys = ("loss", "accuracy", "val_loss", "val_accuracy")
-  return ", ".join(f"{k} {entry[k]:.4f}" for k in keys if k in entry)
+  keys = ("loss", "accuracy", "val_loss", "val_accuracy", "val_predicted_classes")
+  return ", ".join(f"{k} {entry[k]:.4g}" for k in keys if k in entry)
 
 
 def _score(model, config: TrainConfig, directory: str, split: folds.FoldSplit, test) -> dict:
   """Predicts the test subjects; writes predictions.csv, metrics.json, then DONE."""
   rows = _predict(model, test)
-  write_predictions(os.path.join(directory, "predictions.csv"), rows)
+  fold_results.write_predictions(os.path.join(directory, fold_results.PREDICTIONS), rows)
   labels = np.array([r["label"] for r in rows])
   predicted = np.array([r["predicted"] for r in rows])
   metrics = {
@@ -294,7 +314,7 @@ def _claim_for_run(directory: str, run: dict, what: str) -> None:
   """Records `directory` as belonging to `run` (once); refuses one of another run."""
   os.makedirs(directory, exist_ok=True)
   fold_run = os.path.join(directory, run_lib.RUN_FILE)
-  run_lib.create_exclusive(fold_run, json.dumps({"run_id": run["run_id"]}) + "\n")
+  storage.create_exclusive(fold_run, (json.dumps({"run_id": run["run_id"]}) + "\n").encode())
   recorded = _read_json(fold_run)["run_id"]
   if recorded != run["run_id"]:
     raise run_lib.WorkdirError(f"{fold_run}: this {what} belongs to run {recorded}, not "
@@ -337,13 +357,14 @@ def train_fold(config: TrainConfig,
   split = _prepare_fold(config, manifest, directory, run)
   mixed = _set_precision_and_seed(config)
   image_size = manifest["image"]["height"]
-  train, val, test = _datasets(config, split, image_size, mixed)
+  train, val, test = _datasets(config, split, mixed)
   epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})["epochs_done"]
   model = _load_or_build(config, directory, image_size, epochs_done)
   logging.info("fold %d/%d (run %s): test %s, validation %s, %d training subjects, %s precision",
                config.fold, run["folds"]["num_folds"], run["run_id"], split.test, split.validation,
                len(split.train), "mixed" if mixed else "float32")
-  _train_epochs(model, config, directory, train, val, epochs_done, after_epoch)
+  _train_epochs(model, config, directory, train, val, epochs_done, _steps(config, split.train),
+                after_epoch)
   return _score(model, config, directory, split, test)
 
 
@@ -375,7 +396,6 @@ def train_final(config: TrainConfig, *, restart: bool = False) -> dict:
   Returns:
     The model card.
   """
-  from trainers import model_card  # pylint: disable=g-import-not-at-top
   manifest = manifest_lib.load_manifest(config.build_dir)
   run = run_lib.start_run(config, manifest, restart=restart)
   directory = fold_dir(config)
@@ -396,35 +416,33 @@ def train_final(config: TrainConfig, *, restart: bool = False) -> dict:
   _write_json(os.path.join(directory, "config.json"), dataclasses.asdict(config))
   mixed = _set_precision_and_seed(config)
   image_size = manifest["image"]["height"]
-  train = _train_dataset(config, split, image_size, mixed)
+  train = _train_dataset(config, split, mixed)
   epochs_done = _read_json(os.path.join(directory, "state.json"), {"epochs_done": 0})["epochs_done"]
   model = _load_or_build(config, directory, image_size, epochs_done)
   logging.info("final (run %s): all %d subjects train, none held out", run["run_id"],
                len(split.train))
-  _train_epochs(model, config, directory, train, None, epochs_done)
+  _train_epochs(model, config, directory, train, None, epochs_done, _steps(config, split.train))
   card = model_card.build_card(config, manifest, run, list(split.train))
   model_card.write_card(directory, card)
   _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
   return card
 
 
-def _train_dataset(config: TrainConfig, split: folds.FoldSplit, image_size: int, mixed: bool):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfrecords import datasets  # pylint: disable=g-import-not-at-top
-  color = config.color if config.colormap_on == "host" else None
-  train = datasets.make_dataset(config.build_dir,
-                                split.train,
-                                training=True,
-                                cache=config.cache,
-                                shuffle=config.shuffle_mode,
-                                shuffle_buffer=config.shuffle_buffer,
-                                batch_size=config.batch_size,
-                                color=color,
-                                seed=config.seed,
-                                output_dtype=tf.float16 if mixed else tf.float32)
-  if config.image_size and config.image_size != image_size:
-    if color is None:
-      raise ValueError("--image_size with --colormap_on device: rebuild at that size instead")
-    size = [config.image_size] * 2
-    train = train.map(lambda x, y: (tf.image.resize(x, size), y))
-  return train
+def _train_dataset(config: TrainConfig, split: folds.FoldSplit, mixed: bool):
+  return datasets.make_dataset(config.build_dir,
+                               split.train,
+                               training=True,
+                               cache=config.cache,
+                               shuffle=config.shuffle_mode,
+                               shuffle_buffer=config.shuffle_buffer,
+                               batch_size=config.batch_size,
+                               color=config.color if config.colormap_on == "host" else None,
+                               seed=config.seed,
+                               output_dtype=tf.float16 if mixed else tf.float32)
+
+
+def _steps(config: TrainConfig, subjects) -> int:
+  """Training steps per epoch (for the progress line)."""
+  if config.steps_per_epoch:
+    return config.steps_per_epoch
+  return datasets.dataset_info(config.build_dir, subjects).steps_per_epoch(config.batch_size)

@@ -45,10 +45,11 @@ import scipy.signal
 from absl import logging
 
 from eegmobile import edf_reader
-from eegmobile.demo import edf_writer
+from eegmobile import edf_writer
 from eegmobile import hypnogram as hypnogram_lib
 from eegmobile import sleep_edf
 from eegmobile import stages
+from eegmobile import storage
 
 FS = 100  # Hz, EEG / EOG in the SC layout
 SLOW_FS = 1  # Hz, respiration / EMG / temperature / marker
@@ -478,8 +479,8 @@ def synthetic_hypnogram(seed: int, hours: float = 8.0) -> list[edf_reader.Annota
 
 
 def _copy_atomically(source: str, destination: str) -> None:
-  shutil.copyfile(source, destination + ".part")
-  os.replace(destination + ".part", destination)
+  with storage.atomic_path(destination) as part:
+    shutil.copyfile(source, part)
 
 
 def find_hypnograms(source: str) -> list[str]:

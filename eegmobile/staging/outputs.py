@@ -10,11 +10,10 @@ recording that does not end on an epoch boundary leaves a trailing partial epoch
 
 * TSV (`write_tsv`): a header row, then one row per staged epoch: onset, duration (s),
   stage (name), p_W, p_N1, p_N2, p_N3, p_REM, confidence (the largest probability).
-  A trailing partial epoch, if any, is the last line, a comment:
-  "# trailing partial epoch not staged: onset <s> duration <s>" (readers that take
-  comments, e.g. pandas' `comment="#"`, skip it; the file has no other comment).
+  Nothing else: a plain table that pandas, BIDS tools and spreadsheets read as it is (a
+  trailing partial epoch is recorded in the JSON).
 * EDF+ (`write_hypnogram_edf`): an annotation-only EDF+C file laid out like Sleep-EDF's
-  hypnograms (`eegmobile.demo.edf_writer.write_hypnogram`), one annotation per run of
+  hypnograms (`eegmobile.edf_writer.write_hypnogram`), one annotation per run of
   consecutive epochs of one stage: "Sleep stage W", "Sleep stage 1", "Sleep stage 2",
   "Sleep stage 3", "Sleep stage R". N3 is written as "Sleep stage 3": Sleep-EDF's R&K
   S3 and S4 both became N3, and which of the two an N3 epoch would have been is not
@@ -27,25 +26,28 @@ recording that does not end on an epoch boundary leaves a trailing partial epoch
 * PNG (`plot_night`): the hypnogram (W, REM, N1, N2, N3 from top to bottom, REM drawn
   in red) above the hypnodensity (the stage probabilities stacked over time); time in
   hours from the start of the recording, or clock time when its start is given.
-* JSON (`write_statistics`): `eegmobile.sleep_stats.sleep_statistics` of the night,
-  canonical (sorted keys, one-space indent, trailing newline).
+* JSON (`write_statistics`): `eegmobile.staging.sleep_stats.sleep_statistics` of the
+  night, and "trailing_partial_epoch" ({"onset", "duration"} in seconds of the unstaged
+  end of the recording, or null), canonical (sorted keys, one-space indent, trailing
+  newline).
 
-Every file is written to `<path>.part` and renamed into place when complete; errors
-name the file.
+Every file is written whole or not at all (`eegmobile.storage`); errors name the file.
 """
 
-import contextlib
 import datetime
 import json
 import os
 import re
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from eegmobile import sleep_stats
+from eegmobile import edf_writer
+from eegmobile import plots
 from eegmobile import stages
+from eegmobile import storage
 from eegmobile.edf_reader import Annotation
+from eegmobile.staging import sleep_stats
 
 EPOCH_SECONDS = 30.0
 UNKNOWN_STAGE = "Sleep stage ?"
@@ -58,7 +60,6 @@ ANNOTATION_OF_STAGE: dict[int, str] = {
 }
 TSV_COLUMNS: tuple[str, ...] = ("onset", "duration", "stage", *(f"p_{s}" for s in stages.STAGES),
                                 "confidence")
-TRAILING_COMMENT = "# trailing partial epoch not staged: onset {onset} duration {duration}"
 # Hypnogram rows, top to bottom (the clinical convention: REM just below wake).
 HYPNOGRAM_ORDER: tuple[int, ...] = (stages.W, stages.REM, stages.N1, stages.N2, stages.N3)
 STAGE_COLORS: dict[int, str] = {
@@ -71,26 +72,6 @@ STAGE_COLORS: dict[int, str] = {
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _PROBABILITY_TOLERANCE = 1e-3  # rows of a float32 softmax sum to 1 within ~1e-6
 _GRID_TOLERANCE = 1e-6  # in epochs
-
-
-@contextlib.contextmanager
-def atomic(path: str) -> Iterator[str]:
-  """Yields `path + '.part'` to write; renames it to path on success, removes it on error."""
-  part = path + ".part"
-  try:
-    yield part
-    os.replace(part, path)
-  except BaseException:
-    if os.path.exists(part):
-      os.remove(part)
-    raise
-
-
-def write_text(path: str, text: str) -> None:
-  """Writes `text` (UTF-8) to path through `atomic`: never a half-written file under path."""
-  with atomic(path) as part:
-    with open(part, "w", encoding="utf-8", newline="") as f:
-      f.write(text)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -184,8 +165,7 @@ def write_tsv(path: str,
               onsets: Sequence[float],
               probabilities: np.ndarray,
               *,
-              epoch_seconds: float = EPOCH_SECONDS,
-              trailing_seconds: float = 0.0) -> None:
+              epoch_seconds: float = EPOCH_SECONDS) -> None:
   """Writes the per-epoch table (columns `TSV_COLUMNS`; format in the module docstring).
 
   Args:
@@ -193,27 +173,18 @@ def write_tsv(path: str,
     onsets: seconds from the start of the recording of each staged epoch.
     probabilities: [n, 5] stage probabilities.
     epoch_seconds: epoch length (the duration column).
-    trailing_seconds: the unstaged trailing partial epoch, 0 for none.
 
   Raises:
     ValueError: bad arrays (see `check_night`); the message starts with path.
     OSError: the file cannot be written.
   """
-  onsets, probabilities = check_night(path,
-                                      onsets,
-                                      probabilities,
-                                      epoch_seconds=epoch_seconds,
-                                      trailing_seconds=trailing_seconds)
+  onsets, probabilities = check_night(path, onsets, probabilities, epoch_seconds=epoch_seconds)
   duration = _format_seconds(epoch_seconds)
   lines = ["\t".join(TSV_COLUMNS)]
   for onset, p, stage in zip(onsets, probabilities, stage_of(probabilities)):
     lines.append("\t".join([_format_seconds(onset), duration, stages.STAGES[stage]] +
                            [f"{v:.6f}" for v in p] + [f"{p.max():.6f}"]))
-  if trailing_seconds > 0:
-    lines.append(
-        TRAILING_COMMENT.format(onset=_format_seconds(onsets[-1] + epoch_seconds),
-                                duration=_format_seconds(trailing_seconds)))
-  write_text(path, "\n".join(lines) + "\n")
+  storage.write_text(path, "\n".join(lines) + "\n")
 
 
 def hypnogram_annotations(onsets: Sequence[float],
@@ -272,8 +243,6 @@ def write_hypnogram_edf(path: str,
     ValueError: bad arrays (see `check_night`); the message starts with path.
     OSError: the file cannot be written.
   """
-  # Import here: the writer lives in the demo package, needed only by who writes EDF.
-  from eegmobile.demo import edf_writer  # pylint: disable=g-import-not-at-top
   onsets, probabilities = check_night(path, onsets, probabilities, epoch_seconds=epoch_seconds)
   annotations = hypnogram_annotations(onsets, stage_of(probabilities), epoch_seconds=epoch_seconds)
   # EDF+ dates are dd-MMM-yyyy with English month names, whatever the locale.
@@ -312,10 +281,8 @@ def plot_night(path: str,
     ValueError: bad arrays (see `check_night`); the message starts with path.
     OSError: the file cannot be written.
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  from matplotlib import dates as mdates  # pylint: disable=g-import-not-at-top
-  from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
+  plt = plots.pyplot()
+  from matplotlib import dates as mdates  # pylint: disable=g-import-not-at-top  # lazy: as pyplot
   onsets, probabilities = check_night(path, onsets, probabilities, epoch_seconds=epoch_seconds)
   hypnogram = hypnogram_on_grid(onsets, stage_of(probabilities), epoch_seconds=epoch_seconds)
   # One x unit is an hour from the start, or a day of matplotlib's date numbers.
@@ -370,11 +337,7 @@ def plot_night(path: str,
   bottom.set_xlim(edges[0], edges[-1])
   if title:
     fig.suptitle(title)
-  try:
-    with atomic(path) as part:
-      fig.savefig(part, format="png", dpi=100)
-  finally:
-    plt.close(fig)
+  plots.save(fig, path, dpi=100)
 
 
 def write_statistics(path: str, statistics: dict) -> None:
@@ -393,7 +356,7 @@ def write_statistics(path: str, statistics: dict) -> None:
     text = json.dumps(statistics, indent=1, sort_keys=True, allow_nan=False) + "\n"
   except (TypeError, ValueError) as e:
     raise ValueError(f"{path}: statistics are not canonical JSON: {e}") from e
-  write_text(path, text)
+  storage.write_text(path, text)
 
 
 def write_night(directory: str,
@@ -437,11 +400,7 @@ def write_night(directory: str,
                                       probabilities,
                                       epoch_seconds=epoch_seconds,
                                       trailing_seconds=trailing_seconds)
-  write_tsv(paths["tsv"],
-            onsets,
-            probabilities,
-            epoch_seconds=epoch_seconds,
-            trailing_seconds=trailing_seconds)
+  write_tsv(paths["tsv"], onsets, probabilities, epoch_seconds=epoch_seconds)
   write_hypnogram_edf(paths["edf"],
                       onsets,
                       probabilities,
@@ -456,5 +415,9 @@ def write_night(directory: str,
              title=record)
   hypnogram = hypnogram_on_grid(onsets, stage_of(probabilities), epoch_seconds=epoch_seconds)
   statistics = sleep_stats.sleep_statistics(hypnogram, epoch_seconds=epoch_seconds)
-  write_statistics(paths["json"], statistics)
+  trailing = {
+      "onset": float(onsets[-1] + epoch_seconds),
+      "duration": float(trailing_seconds)
+  } if trailing_seconds > 0 else None
+  write_statistics(paths["json"], {**statistics, "trailing_partial_epoch": trailing})
   return {**paths, "statistics": statistics}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from tests import edf_files
-from tests import stage_lib_test
+from tests.staging import stage_lib_test
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXCERPT = os.path.join(os.path.dirname(ROOT), "shared", "sleep-edf", "excerpt",
                        "SC4001E0-PSG.first300s.edf")
 OUTPUTS = ("stages.tsv", "hypnogram.edf", "hypnogram.png", "sleep_stats.json")

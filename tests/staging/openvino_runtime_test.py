@@ -1,4 +1,4 @@
-"""Tests for eegmobile.openvino_runtime: a tiny exported model run by OpenVINO and tf.lite.
+"""Tests for eegmobile.staging.openvino_runtime: a tiny exported model run by OpenVINO and tf.lite.
 
 Skipped where OpenVINO is not installed (it is optional: pip install openvino).
 """
@@ -14,7 +14,7 @@ from tests import fakes
 from trainers import export_lib
 
 pytest.importorskip("openvino")
-from eegmobile import openvino_runtime  # pylint: disable=g-import-not-at-top,g-bad-import-order
+from eegmobile.staging import openvino_runtime  # pylint: disable=g-import-not-at-top,g-bad-import-order
 
 SPEC = SpectrogramConfig(image_height=32, image_width=32)
 
@@ -114,7 +114,7 @@ def test_bad_input_and_files_are_named(exported, tmp_path):
 
 
 def test_the_staging_runtime_runs_openvino_at_the_asked_precision(exported):
-  from eegmobile import runtimes  # pylint: disable=g-import-not-at-top
+  from eegmobile.staging import runtimes  # pylint: disable=g-import-not-at-top
   images = spectrogram.spectrogram_images(_epochs(5, seed=2), SPEC)
   path = f"{exported}/images_float16.tflite"
   staged = runtimes.load(path, runtime="openvino", precision="f32")

@@ -24,6 +24,7 @@ _ALIASES = {"gray": "grey"}
 def _unit_table(name: str) -> np.ndarray:
   """(256, 3) float64 RGB in [0, 1] of a named colour map."""
   if name == "viridis":
+    # Lazy: matplotlib is slow to import (BUILD_NOTES.md "Start-up"); grey needs none.
     import matplotlib  # pylint: disable=g-import-not-at-top
     return matplotlib.colormaps["viridis"](np.arange(256))[:, :3]  # its lookup table, float64
   if name == "grey":

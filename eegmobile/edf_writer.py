@@ -11,17 +11,17 @@ Header fields are ASCII, left-justified and space-padded as EDF requires; number
 written in the shortest form that fits the field, and samples are converted to digital
 values with the numbers as written (what every reader will use):
 digital = round((physical - pmin) / (pmax - pmin) * (dmax - dmin) + dmin), clipped.
-Every file is written to `<path>.part` and renamed into place when complete, so the final
-name never holds a half-written file.
+Every file is written through `storage.create`: the final name never holds a
+half-written file.
 """
 
 import dataclasses
-import os
 import re
 from typing import Sequence
 
 import numpy as np
 
+from eegmobile import storage
 from eegmobile.edf_reader import Annotation
 from eegmobile.edf_reader import SignalHeader
 
@@ -196,20 +196,10 @@ def to_digital(physical: np.ndarray, header: SignalHeader) -> np.ndarray:
 
 
 def _write_atomically(path: str, *chunks) -> None:
-  """Writes the chunks (bytes or arrays) to path + '.part', then renames it to path."""
-  part = path + ".part"
-  try:
-    with open(part, "wb") as f:
-      for chunk in chunks:
-        if isinstance(chunk, np.ndarray):
-          chunk.tofile(f)
-        else:
-          f.write(chunk)
-    os.replace(part, path)
-  except BaseException:
-    if os.path.exists(part):
-      os.remove(part)
-    raise
+  """Writes the chunks (bytes or arrays) one after the other, whole or not at all."""
+  with storage.create(path) as f:
+    for chunk in chunks:
+      f.write(np.ascontiguousarray(chunk) if isinstance(chunk, np.ndarray) else chunk)
 
 
 def write_edf(path: str,
@@ -224,7 +214,7 @@ def write_edf(path: str,
   """Writes an EDF file.
 
   Args:
-    path: the file to write (written as path + ".part", then renamed).
+    path: the file to write (whole or not at all).
     signals: the signals in file order; each must fill the same whole number of records.
     patient: local patient identification.
     recording: local recording identification.
@@ -314,7 +304,7 @@ def write_hypnogram(path: str,
   Given a real hypnogram's annotations and header fields, the bytes equal the real file's.
 
   Args:
-    path: the file to write (written as path + ".part", then renamed).
+    path: the file to write (whole or not at all).
     annotations: onset, duration (seconds; negative for none) and description of each,
       written in the given order.
     patient: local patient identification (EDF+: "code sex birthdate name").

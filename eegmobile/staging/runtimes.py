@@ -1,6 +1,6 @@
 """Loading an exported EEGMobile model to stage with: one small interface, several runtimes.
 
-`load(path)` takes an export directory (`trainers.export`: export.json and saved_model/)
+`load(path)` takes an export directory (`trainers.export`; its layout: `eegmobile.export_format`)
 or one of its .tflite files (its export.json beside it says the preprocessing and what the
 file takes) and gives a `StagingModel`: `.preprocessing`, `.input_kind` ("epochs": float32
 [n, samples] microvolts; "images": uint8 colour-map indices [n, H, W]) and
@@ -11,12 +11,15 @@ Runtimes:
 * "tensorflow": a SavedModel (its "images" signature) or a .tflite file through tf.lite.
 * "litert": a .tflite file through `ai_edge_litert` (Google's stand-alone TFLite runtime);
   TensorFlow is never imported.
-* "openvino": a .tflite file through `eegmobile.openvino_runtime` (imported lazily).
+* "openvino": a .tflite file through `eegmobile.staging.openvino_runtime` (imported lazily).
 * "auto": for a .tflite file, openvino in bf16 where it is installed and the CPU computes
   bf16 natively, else litert where `ai_edge_litert` is importable, else tensorflow; for a
   directory, tensorflow (`resolve`).
 
-This module imports neither TensorFlow nor Keras (nor `trainers`).
+Each runtime's package is imported only when that runtime is asked for (lazily): LiteRT,
+OpenVINO and TensorFlow are optional (the lite install has LiteRT alone), and TensorFlow
+is slow to import (BUILD_NOTES.md "Start-up"). This module imports neither TensorFlow
+nor Keras (nor `trainers`) itself.
 """
 
 import dataclasses
@@ -27,27 +30,15 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from eegmobile.config import SpectrogramConfig
+from eegmobile import export_format
+from eegmobile.staging import openvino_runtime
 
-EXPORT_FILE = "export.json"  # trainers.export_lib.EXPORT_FILE
-EXPORT_FORMAT = "eegmobile-export"  # trainers.export_lib.EXPORT_FORMAT
-SAVED_MODEL_DIR = "saved_model"
-EPOCHS_SIGNATURE = "serving_default"
-IMAGES_SIGNATURE = "images"
-FRONTEND_SIGNATURE = "frontend"
 RUNTIMES = ("auto", "tensorflow", "litert", "openvino")
 PRECISIONS = ("auto", "f32", "bf16")
 
 
 class ModelError(ValueError):
   """A model path that is not one of our exported models (the message names it)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ExportedPreprocessing:
-  """What the model expects: the spectrogram parameters and samples per epoch."""
-  spectrogram: SpectrogramConfig
-  samples_per_epoch: int
 
 
 @dataclasses.dataclass
@@ -65,7 +56,7 @@ class StagingModel:
   """
   path: str
   runtime: str
-  preprocessing: ExportedPreprocessing
+  preprocessing: export_format.Preprocessing
   input_kind: str
   predict: Callable[[np.ndarray], np.ndarray]
   threads: int = 1
@@ -74,8 +65,8 @@ class StagingModel:
 
 def default_threads() -> int:
   """The CPU threads a runtime gets when none are asked for: every core this process may
-  run on. ai-edge-litert's and tf.lite's own default is one thread (on 2 cores: 158 vs 316
-  images/s with the 224x224 float16 model, 2026-12-05)."""
+  run on (ai-edge-litert's and tf.lite's own default is one thread: half the speed on 2
+  cores, BUILD_NOTES.md "Runtimes")."""
   try:
     return max(1, len(os.sched_getaffinity(0)))
   except AttributeError:  # not on Linux
@@ -83,9 +74,9 @@ def default_threads() -> int:
 
 
 def _read_export(directory: str, asked: str) -> dict:
-  path = os.path.join(directory, EXPORT_FILE)
+  path = os.path.join(directory, export_format.EXPORT_FILE)
   if not os.path.exists(path):
-    raise ModelError(f"{asked}: not an EEGMobile export: no {EXPORT_FILE} "
+    raise ModelError(f"{asked}: not an EEGMobile export: no {export_format.EXPORT_FILE} "
                      f"{'in it' if os.path.isdir(asked) else 'beside it'} "
                      "(make one with python -m trainers.export)")
   try:
@@ -93,16 +84,15 @@ def _read_export(directory: str, asked: str) -> dict:
       record = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise ModelError(f"{path}: unreadable export record ({e})") from e
-  if not isinstance(record, dict) or record.get("format") != EXPORT_FORMAT:
-    raise ModelError(f"{path}: not an EEGMobile export record (format is not {EXPORT_FORMAT!r})")
+  if not isinstance(record, dict) or record.get("format") != export_format.FORMAT:
+    raise ModelError(
+        f"{path}: not an EEGMobile export record (format is not {export_format.FORMAT!r})")
   return record
 
 
-def _preprocessing(record: dict, path: str) -> ExportedPreprocessing:
+def _preprocessing(record: dict, path: str) -> export_format.Preprocessing:
   try:
-    recorded = record["preprocessing"]
-    return ExportedPreprocessing(SpectrogramConfig(**recorded["spectrogram"]),
-                                 int(recorded["samples_per_epoch"]))
+    return export_format.Preprocessing.from_dict(record["preprocessing"], path)
   except (KeyError, TypeError, ValueError) as e:
     raise ModelError(f"{path}: no usable preprocessing recorded ({type(e).__name__}: {e})") from e
 
@@ -112,19 +102,20 @@ def _tflite_input_kind(record: dict, path: str) -> str:
   for entry in (record.get("tflite") or {}).values():
     if entry.get("file") == name:
       signature = entry.get("signature")
-      if signature == EPOCHS_SIGNATURE:
+      if signature == export_format.EPOCHS_SIGNATURE:
         return "epochs"
-      if signature == IMAGES_SIGNATURE:
+      if signature == export_format.IMAGES_SIGNATURE:
         return "images"
       raise ModelError(f"{path}: its export.json says it is the {signature!r} model "
                        "(images, not stage probabilities); pick a model file")
-  raise ModelError(f"{path}: not listed in the {EXPORT_FILE} beside it: not one of that "
-                   "export's models")
+  raise ModelError(
+      f"{path}: not listed in the {export_format.EXPORT_FILE} beside it: not one of that "
+      "export's models")
 
 
 def _litert_available() -> bool:
   try:
-    import ai_edge_litert.interpreter  # pylint: disable=g-import-not-at-top,unused-import
+    import ai_edge_litert.interpreter  # pylint: disable=g-import-not-at-top,unused-import  # lazy: module doc
   except ImportError:
     return False
   return True
@@ -153,18 +144,19 @@ def _tflite_predict(path: str, interpreter_class, threads: Optional[int]):
 
 
 def _saved_model_predict(directory: str, threads: int):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
   try:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
   except RuntimeError as e:  # TensorFlow already ran something in this process
     logging.warning("%s: TensorFlow keeps the threads it started with, not %d (%s)", directory,
                     threads, e)
   try:
-    loaded = tf.saved_model.load(os.path.join(directory, SAVED_MODEL_DIR))
-    function = loaded.signatures[IMAGES_SIGNATURE]
+    loaded = tf.saved_model.load(os.path.join(directory, export_format.SAVED_MODEL_DIR))
+    function = loaded.signatures[export_format.IMAGES_SIGNATURE]
   except (OSError, KeyError, ValueError) as e:
-    raise ModelError(f"{directory}: no loadable {SAVED_MODEL_DIR}/ with an "
-                     f"{IMAGES_SIGNATURE!r} signature ({type(e).__name__}: {e})") from e
+    raise ModelError(
+        f"{directory}: no loadable {export_format.SAVED_MODEL_DIR}/ with an "
+        f"{export_format.IMAGES_SIGNATURE!r} signature ({type(e).__name__}: {e})") from e
   (input_name,) = function.structured_input_signature[1]
 
   def predict(batch: np.ndarray) -> np.ndarray:
@@ -178,7 +170,6 @@ def _saved_model_predict(directory: str, threads: int):
 def _openvino_bf16() -> bool:
   """OpenVINO is installed and the CPU computes bf16 natively (AMX or AVX-512 BF16)."""
   try:
-    from eegmobile import openvino_runtime  # pylint: disable=g-import-not-at-top
     return openvino_runtime.native_bf16()
   except ImportError:
     return False
@@ -188,9 +179,9 @@ def resolve(runtime: str, precision: str, is_tflite: bool = True) -> tuple[str, 
   """The (runtime, precision) that `load` uses for what was asked ("auto" resolved).
 
   For a .tflite file, runtime "auto" is OpenVINO in bf16 where it is installed and the CPU
-  computes bf16 natively (1.8x LiteRT's images/s on 2 cores; on a short-trained model the
-  same top class as float32 on 1,024 of 1,024 images, probabilities at most 0.055 apart:
-  BUILD_NOTES.md, "Runtimes"), unless f32 is asked for; else ai-edge-litert where
+  computes bf16 natively (faster than LiteRT there, the same top class as float32 on a
+  trained model, probabilities close but not equal: BUILD_NOTES.md, "Runtimes"), unless
+  f32 is asked for; else ai-edge-litert where
   installed, else tf.lite. Precision "auto" is bf16 on OpenVINO where the CPU has it, else
   f32. An export directory runs its SavedModel on TensorFlow in f32.
 
@@ -262,19 +253,19 @@ def load(path: str,
   input_kind = _tflite_input_kind(record, path)
   if runtime == "litert":
     try:
+      # Lazy: see the module docstring.
       from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
     except ImportError as e:
       raise ModelError("runtime litert needs the ai-edge-litert package "
                        f"(pip install ai-edge-litert): {e}") from e
     predict = _tflite_predict(path, litert.Interpreter, threads)
   elif runtime == "tensorflow":
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
     predict = _tflite_predict(path, tf.lite.Interpreter, threads)
   else:
     try:
-      from eegmobile import openvino_runtime  # pylint: disable=g-import-not-at-top
       predict = openvino_runtime.load(path, threads=threads, precision=precision)
     except ImportError as e:
-      raise ModelError("runtime openvino needs eegmobile.openvino_runtime and the openvino "
+      raise ModelError("runtime openvino needs eegmobile.staging.openvino_runtime and the openvino "
                        f"package (pip install openvino): {e}") from e
   return StagingModel(path, runtime, preprocessing, input_kind, predict, threads, precision)

@@ -1,11 +1,11 @@
-"""Staging anyone's night from an EDF with an exported model (flag-free; `eegmobile.stage`
-is the command).
+"""Staging anyone's night from an EDF with an exported model (flag-free; `eegmobile.stage`,
+i.e. `eegmobile/staging/cli.py`, is the command).
 
 One night: the EEG channel is read in microvolts (by label with `edf_reader.find_signal`'s
 aliases, or derived from two referential channels, e.g. "Fpz" minus "Cz"), resampled to
 the model's rate from any rate of at least 50 Hz, cut into 30 s epochs from the start of
 the recording (no hypnogram needed; a trailing partial epoch is reported in seconds and
-passed on to `night_outputs.write_night`), and scored in chunks of `chunk_epochs` epochs:
+passed on to `outputs.write_night`), and scored in chunks of `batch_size` epochs:
 the night's images are never all in memory at once. An image-input model gets images
 from the numpy build path (`spectrogram.spectrogram_images`, the images a build of the
 night would hold); a raw-epoch model gets the epochs.
@@ -25,10 +25,14 @@ import numpy as np
 
 from eegmobile import edf_reader
 from eegmobile import errors
-from eegmobile import night_outputs
-from eegmobile import runtimes
+from eegmobile import evaluation
+from eegmobile import hypnogram
+from eegmobile import sleep_edf
 from eegmobile import spectrogram
+from eegmobile import storage
 from eegmobile.config import SpectrogramConfig
+from eegmobile.staging import outputs
+from eegmobile.staging import runtimes
 
 EPOCH_SECONDS = 30.0
 MIN_RATE_HZ = 50.0
@@ -39,17 +43,32 @@ class StageConfig:
   """How nights are staged.
 
   Attributes:
-    channel: label of the EEG channel; "A-B" also finds two referential channels
-      labelled A and B (with or without an "EEG " prefix) and stages A minus B.
-    chunk_epochs: epochs turned into images and scored at a time (bounds memory). 32:
-      on a 22 h night with the 224x224 float16 model on ai-edge-litert, peak RSS 0.36 GB
-      against 1.44 GB at 256, and no slower (bench/stage_night.py; shared 2-CPU machine).
+    channel: EEG channel label; 'A-B' also finds two referential channels A and B (with
+      or without an "EEG " prefix) and stages A minus B.
+    batch_size: epochs turned into images and scored at a time (bounds memory; 32 kept
+      a 22 h night's peak memory at a quarter of 256's, no slower: BUILD_NOTES.md).
+    runtime: auto, for a .tflite: openvino in bf16 where installed and the CPU has bf16
+      (AMX or AVX-512 BF16), else litert where installed, else tensorflow; an export
+      directory runs on tensorflow.
+    precision: inference precision; bf16 (openvino only) keeps f32's top class, not its
+      probabilities bit for bit (BUILD_NOTES.md, "Runtimes"); auto: bf16 where openvino
+      runs on such a CPU, else f32.
+    threads: CPU threads for the runtime (None: every core this process may use).
     spectrogram: the parameters staging computes images with; the model's image size
       is taken from the model, every other field must match the model's record.
   """
   channel: str = "EEG Fpz-Cz"
-  chunk_epochs: int = 32
+  batch_size: int = 32
+  runtime: str = dataclasses.field(default="auto", metadata={"choices": runtimes.RUNTIMES})
+  precision: str = dataclasses.field(default="auto", metadata={"choices": runtimes.PRECISIONS})
+  threads: Optional[int] = None
   spectrogram: SpectrogramConfig = SpectrogramConfig()
+
+  def __post_init__(self):
+    if self.batch_size < 1:
+      raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+    if self.threads is not None and self.threads < 1:
+      raise ValueError(f"threads must be at least 1, got {self.threads}")
 
 
 @dataclasses.dataclass
@@ -184,8 +203,8 @@ def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramCon
   (renormalised: an int8 model's rows sum to 1 only within 1/256)."""
   out = np.empty((night.num_epochs, 5), np.float32)
   window = spectrogram.window(spec) if model.input_kind == "images" else None
-  for first in range(0, night.num_epochs, config.chunk_epochs):
-    epochs = epochs_of(night, first, min(config.chunk_epochs, night.num_epochs - first))
+  for first in range(0, night.num_epochs, config.batch_size):
+    epochs = epochs_of(night, first, min(config.batch_size, night.num_epochs - first))
     if model.input_kind == "images":
       batch = spectrogram.spectrogram_images(epochs, spec, window=window)
     else:
@@ -212,8 +231,6 @@ def score_against(hypnogram_path: str, night: Night, probabilities: np.ndarray) 
   Raises:
     errors.RecordingError: an unreadable hypnogram or one that does not fit the night.
   """
-  from eegmobile import evaluation  # pylint: disable=g-import-not-at-top
-  from eegmobile import hypnogram  # pylint: disable=g-import-not-at-top
   annotations = edf_reader.read_annotations(hypnogram_path)
   labels = hypnogram.label_epochs(annotations,
                                   psg_duration_s=night.num_epochs * EPOCH_SECONDS,
@@ -240,7 +257,6 @@ def find_hypnogram(night_path: str, hypnogram_dir: str) -> str:
     errors.PairingError: no such file, or several (the message names the night, the
       directory and what was looked for or found).
   """
-  from eegmobile import sleep_edf  # pylint: disable=g-import-not-at-top
   base = re.sub(r"-psg$", "", record_name(night_path), flags=re.IGNORECASE)
   wanted = f"{base}-Hypnogram.edf"
   night_name = sleep_edf.parse_name(night_path)
@@ -275,7 +291,6 @@ def write_pooled_metrics(output_dir: str, scored: list[dict]) -> dict:
     {"metrics": `evaluation.pooled` of the nights plus a "nights" row per night,
      "outputs": {"metrics", "confusion"} paths}.
   """
-  from eegmobile import evaluation  # pylint: disable=g-import-not-at-top
   result = evaluation.pooled([r["metrics"]["confusion"] for r in scored])
   result["nights"] = [{
       "record": r["record"],
@@ -289,13 +304,12 @@ def write_pooled_metrics(output_dir: str, scored: list[dict]) -> dict:
       "metrics": os.path.join(output_dir, "metrics_pooled.json"),
       "confusion": os.path.join(output_dir, "confusion_pooled.png"),
   }
-  night_outputs.write_text(paths["metrics"], json.dumps(result, indent=1))
-  with night_outputs.atomic(paths["confusion"]) as tmp:
-    evaluation.plot_confusion(
-        result["confusion"],
-        tmp,
-        title=(f"{len(scored)} night(s), {result['num_epochs']} epochs: accuracy "
-               f"{result['acc']:.1f}%, kappa {result['kappa']:.3f}"))
+  storage.write_text(paths["metrics"], json.dumps(result, indent=1))
+  evaluation.plot_confusion(
+      result["confusion"],
+      paths["confusion"],
+      title=(f"{len(scored)} night(s), {result['num_epochs']} epochs: accuracy "
+             f"{result['acc']:.1f}%, kappa {result['kappa']:.3f}"))
   return {"metrics": result, "outputs": paths}
 
 
@@ -321,12 +335,12 @@ def stage_night(path: str,
   probabilities = score_night(night, model, spec, config)
   os.makedirs(output_dir, exist_ok=True)
   record = record_name(path)
-  written = night_outputs.write_night(output_dir,
-                                      record,
-                                      np.arange(night.num_epochs) * EPOCH_SECONDS,
-                                      probabilities,
-                                      trailing_seconds=night.trailing_seconds,
-                                      start=night.start)
+  written = outputs.write_night(output_dir,
+                                record,
+                                np.arange(night.num_epochs) * EPOCH_SECONDS,
+                                probabilities,
+                                trailing_seconds=night.trailing_seconds,
+                                start=night.start)
   result = {
       "record": record,
       "path": night.path,
@@ -340,7 +354,7 @@ def stage_night(path: str,
   if hypnogram_path:
     result["metrics"] = score_against(hypnogram_path, night, probabilities)
     metrics_path = os.path.join(output_dir, f"{record}.metrics.json")
-    night_outputs.write_text(metrics_path, json.dumps(result["metrics"], indent=1))
+    storage.write_text(metrics_path, json.dumps(result["metrics"], indent=1))
     result["outputs"]["metrics"] = metrics_path
   result["seconds"] = time.perf_counter() - began
   return result

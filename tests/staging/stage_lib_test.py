@@ -1,4 +1,4 @@
-"""Tests for eegmobile.stage_lib and eegmobile.runtimes: a tiny random-weights model (32x32)
+"""Tests for eegmobile.stage_lib and eegmobile.staging.runtimes: a tiny random-weights model (32x32)
 exported as trainers.export does, nights written as EDF at test time."""
 
 import dataclasses
@@ -13,18 +13,18 @@ import numpy as np
 import pytest
 
 from eegmobile import errors
-from eegmobile import runtimes
+from eegmobile.staging import runtimes
 from eegmobile import spectrogram
-from eegmobile import stage_lib
+from eegmobile.staging import stage_lib
 from eegmobile.config import SpectrogramConfig
 from tests import edf_files
 from tests import export_test
 from tests import fakes
 from trainers import export_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = SpectrogramConfig(image_height=32, image_width=32)
-CONFIG = stage_lib.StageConfig(chunk_epochs=4)
+CONFIG = stage_lib.StageConfig(batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +250,7 @@ def test_a_tflite_runtime_stages_without_importing_tensorflow(runtime, module, e
   edf = tmp_path / "night.edf"
   _night(edf)
   code = ("import sys, numpy as np\n"
-          "from eegmobile import runtimes, stage_lib\n"
+          "from eegmobile.staging import runtimes, stage_lib\n"
           f"m = runtimes.load({os.path.join(export_dir, 'images_float16.tflite')!r}, "
           f"runtime={runtime!r})\n"
           f"r = stage_lib.stage_night({str(edf)!r}, m, {str(tmp_path / 'out')!r})\n"

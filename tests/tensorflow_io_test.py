@@ -1,15 +1,16 @@
-"""Object-store paths: tensorflow-io's file systems, and the readers on a URL build."""
+"""tensorflow-io with this TensorFlow, and the readers on a build at a URL."""
 
 import functools
 import http.server
 import os
 import threading
 
+import pytest
 import tensorflow as tf
 
+from eegmobile import storage
 from tests import fakes
 from tfrecords import datasets
-from tfrecords import filesystems
 from tfrecords import manifest as manifest_lib
 from tfrecords import writer
 
@@ -21,10 +22,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     pass
 
 
-def test_tensorflow_io_registers_object_store_schemes():
-  filesystems.register()
-  assert {"s3", "hdfs", "az", "http"} <= set(tf.io.gfile.get_registered_schemes())
-  assert {"s3", "hdfs", "az", "http"} <= set(filesystems.schemes())
+def test_tensorflow_io_registers_its_file_systems_with_this_tensorflow():
+  import tensorflow_io  # pylint: disable=import-outside-toplevel,unused-import
+  assert {"hdfs", "az", "http"} <= set(tf.io.gfile.get_registered_schemes())
 
 
 def test_tensorflow_io_file_system_really_reads_with_this_tensorflow(tmp_path):
@@ -37,7 +37,7 @@ def test_tensorflow_io_file_system_really_reads_with_this_tensorflow(tmp_path):
   server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
   threading.Thread(target=server.serve_forever, daemon=True).start()
   try:
-    filesystems.register()
+    import tensorflow_io  # pylint: disable=import-outside-toplevel,unused-import
     url = f"http://127.0.0.1:{server.server_port}/night.tfrecord"
     assert tf.io.gfile.exists(url)
     assert tf.io.gfile.stat(url).length == os.path.getsize(tmp_path / "night.tfrecord")
@@ -47,12 +47,16 @@ def test_tensorflow_io_file_system_really_reads_with_this_tensorflow(tmp_path):
     server.server_close()
 
 
-def test_readers_work_on_a_url_build(tmp_path):
-  fakes.make_fake_build(str(tmp_path), subjects=("SC00", "SC01"), epochs_per_night=4, image_size=8)
-  url = "ram://eegmobile-test-build"
-  tf.io.gfile.makedirs(url)
-  for name in os.listdir(tmp_path):
-    tf.io.gfile.copy(str(tmp_path / name), f"{url}/{name}", overwrite=True)
+@pytest.mark.parametrize("compression", ["", "GZIP"])
+def test_readers_stream_a_url_build_through_the_storage_layer(tmp_path, compression):
+  pytest.importorskip("fsspec")
+  fakes.make_fake_build(str(tmp_path),
+                        subjects=("SC00", "SC01"),
+                        epochs_per_night=4,
+                        image_size=8,
+                        compression=compression)
+  url = f"memory://eegmobile-test-build-{compression or 'none'}"
+  storage.upload_tree(str(tmp_path), url)
   manifest = manifest_lib.load_manifest(url)
   assert manifest_lib.shard_paths(url, manifest, ["SC01"])[0].startswith(url + "/")
   labels = [

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from eegmobile import sleep_stats
+from eegmobile.staging import sleep_stats
 
 W, N1, N2, N3, REM, U = 0, 1, 2, 3, 4, -1  # U: unscored
 

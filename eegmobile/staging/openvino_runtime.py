@@ -12,8 +12,8 @@ batch size. OpenVINO is optional: `pip install openvino` (2026.4 works beside nu
 Precision "f32" (this module's default) asks for float32, though with float16 weights in
 the file the CPU plugin runs many convolutions in f16 on CPUs with AVX512-FP16, and slowly;
 "bf16" computes in bfloat16 where the CPU has it (`native_bf16`: AMX or AVX-512 BF16),
-1.8x LiteRT's speed on 2 cores, with probabilities close to float32's but not equal
-(BUILD_NOTES.md, "Runtimes"; `eegmobile.runtimes.resolve` makes it the staging default
+faster than LiteRT there, with probabilities close to float32's but not equal
+(BUILD_NOTES.md, "Runtimes"; `eegmobile.staging.runtimes.resolve` makes it the staging default
 where available). On a CPU without bf16 OpenVINO falls back to float32.
 """
 
@@ -28,9 +28,10 @@ PERFORMANCE_HINTS = ("LATENCY", "THROUGHPUT")
 
 def _openvino():
   try:
+    # Lazy: OpenVINO is an optional extra (and slow to import).
     import openvino  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError("eegmobile.openvino_runtime needs OpenVINO: install openvino "
+    raise ImportError("eegmobile.staging.openvino_runtime needs OpenVINO: install openvino "
                       "(pip install openvino)") from e
   return openvino
 

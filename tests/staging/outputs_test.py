@@ -14,12 +14,12 @@ from PIL import Image
 
 from eegmobile import edf_reader
 from eegmobile import hypnogram as hypnogram_lib
-from eegmobile import night_outputs
-from eegmobile import sleep_stats
+from eegmobile.staging import outputs
+from eegmobile.staging import sleep_stats
 from eegmobile import stages
 from eegmobile.edf_reader import Annotation
 
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf")
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "sleep-edf")
 REAL_HYPNOGRAMS = sorted(glob.glob(os.path.join(SHARED, "sleep-cassette", "*-Hypnogram.edf")))
 W, N1, N2, N3, REM = range(5)
 START = datetime.datetime(1989, 4, 24, 22, 13, 5)
@@ -48,11 +48,11 @@ def _tsv_rows(path):
   return list(csv.DictReader([l for l in lines if not l.startswith("#")], delimiter="\t")), lines
 
 
-def test_tsv_has_a_header_one_row_per_epoch_and_the_trailing_part(tmp_path):
+def test_tsv_has_a_header_and_one_row_per_epoch_and_nothing_else(tmp_path):
   path = str(tmp_path / "night.tsv")
   onsets, p = [0.0, 30.0, 90.0], _probabilities([W, N3, REM], 0.7)
   p[1] = [0.1, 0.2, 0.2, 0.25, 0.25]  # a tie: the first stage of the tie wins
-  night_outputs.write_tsv(path, onsets, p, trailing_seconds=12.5)
+  outputs.write_tsv(path, onsets, p)
   rows, lines = _tsv_rows(path)
   assert lines[0].split("\t") == [
       "onset", "duration", "stage", "p_W", "p_N1", "p_N2", "p_N3", "p_REM", "confidence"
@@ -63,19 +63,14 @@ def test_tsv_has_a_header_one_row_per_epoch_and_the_trailing_part(tmp_path):
   for row, expected in zip(rows, p):
     assert [float(row[f"p_{s}"]) for s in stages.STAGES] == pytest.approx(expected, abs=1e-6)
     assert float(row["confidence"]) == pytest.approx(expected.max(), abs=1e-6)
-  assert lines[-1] == "# trailing partial epoch not staged: onset 120 duration 12.5"
-  assert sum(l.startswith("#") for l in lines) == 1 and len(lines) == 5
-
-  night_outputs.write_tsv(path, onsets, p)  # no trailing part: no comment at all
-  rows, lines = _tsv_rows(path)
-  assert len(rows) == 3 and not any(l.startswith("#") for l in lines)
+  assert len(lines) == 4 and not any(l.startswith("#") for l in lines)  # a plain table
   assert not os.path.exists(path + ".part")
 
 
 def test_annotations_merge_runs_and_mark_unstaged_time():
   # Epochs at 60, 90, 150, 180, 210 s (the grid's 0, 30 and 120 s are not staged).
   onsets = np.array([2, 3, 5, 6, 7]) * 30.0
-  annotations = night_outputs.hypnogram_annotations(onsets, [W, W, N3, REM, REM])
+  annotations = outputs.hypnogram_annotations(onsets, [W, W, N3, REM, REM])
   assert annotations == [
       Annotation(0.0, 60.0, "Sleep stage ?"),
       Annotation(60.0, 60.0, "Sleep stage W"),
@@ -83,11 +78,11 @@ def test_annotations_merge_runs_and_mark_unstaged_time():
       Annotation(150.0, 30.0, "Sleep stage 3"),
       Annotation(180.0, 60.0, "Sleep stage R"),
   ]
-  every_stage = night_outputs.hypnogram_annotations(np.arange(5) * 30.0, [N1, N2, N3, REM, W])
+  every_stage = outputs.hypnogram_annotations(np.arange(5) * 30.0, [N1, N2, N3, REM, W])
   assert [a.description for a in every_stage
          ] == ["Sleep stage 1", "Sleep stage 2", "Sleep stage 3", "Sleep stage R", "Sleep stage W"]
   # Every name written is one that Sleep-EDF's mapping reads back as the same stage.
-  for stage, name in night_outputs.ANNOTATION_OF_STAGE.items():
+  for stage, name in outputs.ANNOTATION_OF_STAGE.items():
     assert stages.STAGE_OF_ANNOTATION[name] == stage
 
 
@@ -107,8 +102,8 @@ def test_edf_hypnogram_reads_back_with_pyedflib_and_our_parser(tmp_path):
   onsets, p, stage_indices = _night()
   keep = np.r_[2:100, 103:240]  # unstaged epochs at the start and in the middle
   onsets, p, stage_indices = onsets[keep], p[keep], stage_indices[keep]
-  night_outputs.write_hypnogram_edf(path, onsets, p, start=START, record="SC4001 night one")
-  expected = night_outputs.hypnogram_annotations(onsets, stage_indices)
+  outputs.write_hypnogram_edf(path, onsets, p, start=START, record="SC4001 night one")
+  expected = outputs.hypnogram_annotations(onsets, stage_indices)
   assert len(expected) < len(onsets)  # runs were merged
   _check_edf_reads_back(path, expected, onsets, stage_indices, 12.5)
   with pyedflib.EdfReader(path) as reader:
@@ -124,11 +119,11 @@ def test_edf_hypnogram_reads_back_with_pyedflib_and_our_parser(tmp_path):
 def test_edf_hypnogram_without_start_uses_edf_placeholders(tmp_path):
   path = str(tmp_path / "night.hypnogram.edf")
   onsets, p, stage_indices = _night(40)
-  night_outputs.write_hypnogram_edf(path, onsets, p)
+  outputs.write_hypnogram_edf(path, onsets, p)
   header = edf_reader.read_header(path)
   assert (header.startdate, header.starttime) == ("01.01.85", "00.00.00")
   assert header.recording == "Startdate X X X eegmobile"
-  _check_edf_reads_back(path, night_outputs.hypnogram_annotations(onsets, stage_indices), onsets,
+  _check_edf_reads_back(path, outputs.hypnogram_annotations(onsets, stage_indices), onsets,
                         stage_indices, 0.0)
 
 
@@ -136,8 +131,8 @@ def test_mne_reads_the_edf_hypnogram(tmp_path):
   mne = pytest.importorskip("mne")
   path = str(tmp_path / "night.hypnogram.edf")
   onsets, p, stage_indices = _night(60)
-  night_outputs.write_hypnogram_edf(path, onsets, p, start=START)
-  expected = night_outputs.hypnogram_annotations(onsets, stage_indices)
+  outputs.write_hypnogram_edf(path, onsets, p, start=START)
+  expected = outputs.hypnogram_annotations(onsets, stage_indices)
   read = mne.read_annotations(path)
   assert list(read.description) == [a.description for a in expected]
   assert list(read.onset) == pytest.approx([a.onset for a in expected])
@@ -153,8 +148,7 @@ def test_real_nights_stages_survive_the_round_trip(tmp_path):
     real = edf_reader.read_annotations(real_path)
     duration = hypnogram_lib.scored_duration(real)
     scored = hypnogram_lib.label_epochs(real, psg_duration_s=duration, wake_edge_minutes=None)
-    night_outputs.write_hypnogram_edf(path, scored.epoch_indices * 30.0,
-                                      _probabilities(scored.labels))
+    outputs.write_hypnogram_edf(path, scored.epoch_indices * 30.0, _probabilities(scored.labels))
     back = hypnogram_lib.label_epochs(edf_reader.read_annotations(path),
                                       psg_duration_s=duration,
                                       wake_edge_minutes=None)
@@ -165,7 +159,7 @@ def test_real_nights_stages_survive_the_round_trip(tmp_path):
 def _red_pixels(path):
   """Pixels of the REM colour (the hypnogram's highlight and the hypnodensity's REM band)."""
   rgb = np.asarray(Image.open(path).convert("RGB")).astype(int)
-  red = np.array([int(night_outputs.STAGE_COLORS[REM][i:i + 2], 16) for i in (1, 3, 5)])
+  red = np.array([int(outputs.STAGE_COLORS[REM][i:i + 2], 16) for i in (1, 3, 5)])
   return np.all(np.abs(rgb - red) < 8, axis=-1)
 
 
@@ -173,9 +167,9 @@ def test_png_is_written_and_rem_is_highlighted(tmp_path):
   with_rem, without_rem = str(tmp_path / "rem.png"), str(tmp_path / "no_rem.png")
   stage_indices = np.repeat([W, N1, N2, N3, REM, N2, W], 20)
   onsets = np.arange(len(stage_indices)) * 30.0
-  night_outputs.plot_night(with_rem, onsets, _probabilities(stage_indices, 1.0), title="night")
+  outputs.plot_night(with_rem, onsets, _probabilities(stage_indices, 1.0), title="night")
   no_rem = np.where(stage_indices == REM, N2, stage_indices)
-  night_outputs.plot_night(without_rem, onsets, _probabilities(no_rem, 1.0), start=START)
+  outputs.plot_night(without_rem, onsets, _probabilities(no_rem, 1.0), start=START)
   for path in (with_rem, without_rem):
     assert os.path.getsize(path) > 10_000
     with open(path, "rb") as f:
@@ -193,25 +187,25 @@ def test_png_is_written_and_rem_is_highlighted(tmp_path):
 def test_statistics_json_is_canonical_and_refuses_nan(tmp_path):
   path = str(tmp_path / "stats.json")
   statistics = sleep_stats.sleep_statistics([W, N1, N2, REM, W])
-  night_outputs.write_statistics(path, statistics)
+  outputs.write_statistics(path, statistics)
   with open(path, encoding="utf-8") as f:
     text = f.read()
   assert text == json.dumps(statistics, indent=1, sort_keys=True) + "\n"
   assert json.loads(text) == statistics
   with pytest.raises(ValueError, match="bad.json.*not canonical JSON"):
-    night_outputs.write_statistics(str(tmp_path / "bad.json"), {"sol_min": float("nan")})
+    outputs.write_statistics(str(tmp_path / "bad.json"), {"sol_min": float("nan")})
   assert not os.path.exists(tmp_path / "bad.json")
 
 
 def test_write_night_writes_all_four_files(tmp_path):
   onsets, p, stage_indices = _night()
   keep = np.r_[0:50, 52:240]
-  out = night_outputs.write_night(str(tmp_path),
-                                  "SC4001E0",
-                                  onsets[keep],
-                                  p[keep],
-                                  trailing_seconds=7.0,
-                                  start=START)
+  out = outputs.write_night(str(tmp_path),
+                            "SC4001E0",
+                            onsets[keep],
+                            p[keep],
+                            trailing_seconds=7.0,
+                            start=START)
   names = sorted(os.listdir(tmp_path))
   assert names == [
       "SC4001E0.hypnogram.edf", "SC4001E0.hypnogram.png", "SC4001E0.sleep_stats.json",
@@ -222,9 +216,11 @@ def test_write_night_writes_all_four_files(tmp_path):
   assert out["statistics"] == sleep_stats.sleep_statistics(hypnogram)
   assert out["statistics"]["unscored_min"] == 1.0
   with open(out["json"], encoding="utf-8") as f:
-    assert json.load(f) == out["statistics"]
+    written = json.load(f)
+  assert written.pop("trailing_partial_epoch") == {"onset": 7200.0, "duration": 7.0}
+  assert written == out["statistics"]
   rows, lines = _tsv_rows(out["tsv"])
-  assert len(rows) == len(keep) and lines[-1].endswith("onset 7200 duration 7")
+  assert len(rows) == len(keep) and len(lines) == len(keep) + 1  # the table and nothing else
 
 
 @pytest.mark.parametrize("onsets,p,message", [
@@ -239,9 +235,8 @@ def test_write_night_writes_all_four_files(tmp_path):
     ([0.0, 30.0], [[1.5, -0.5, 0, 0, 0], [1, 0, 0, 0, 0]], "non-negative"),
 ])
 def test_bad_nights_are_refused_naming_the_file(tmp_path, onsets, p, message):
-  for write, suffix in ((night_outputs.write_tsv, "tsv"), (night_outputs.write_hypnogram_edf,
-                                                           "edf"), (night_outputs.plot_night,
-                                                                    "png")):
+  for write, suffix in ((outputs.write_tsv, "tsv"), (outputs.write_hypnogram_edf, "edf"),
+                        (outputs.plot_night, "png")):
     path = str(tmp_path / f"night.{suffix}")
     with pytest.raises(ValueError, match=f"night.{suffix}: .*{message}"):
       write(path, onsets, p)
@@ -249,10 +244,8 @@ def test_bad_nights_are_refused_naming_the_file(tmp_path, onsets, p, message):
 
 
 def test_a_trailing_part_of_an_epoch_or_more_is_refused(tmp_path):
-  with pytest.raises(ValueError, match="night.tsv: .*trailing_seconds"):
-    night_outputs.write_tsv(str(tmp_path / "night.tsv"), [0.0],
-                            _probabilities([W]),
-                            trailing_seconds=30.0)
+  with pytest.raises(ValueError, match="night.stages.tsv: .*trailing_seconds"):
+    outputs.write_night(str(tmp_path), "night", [0.0], _probabilities([W]), trailing_seconds=30.0)
 
 
 def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
@@ -261,11 +254,11 @@ def test_a_failed_write_leaves_no_file(tmp_path, monkeypatch):
   def fail(*_):
     raise OSError("disk full")
 
-  monkeypatch.setattr(night_outputs.os, "replace", fail)
+  monkeypatch.setattr(outputs.os, "replace", fail)
   with pytest.raises(OSError, match="disk full"):
-    night_outputs.plot_night(str(tmp_path / "night.png"), onsets, p)
+    outputs.plot_night(str(tmp_path / "night.png"), onsets, p)
   with pytest.raises(OSError, match="disk full"):
-    night_outputs.write_tsv(str(tmp_path / "night.tsv"), onsets, p)
+    outputs.write_tsv(str(tmp_path / "night.tsv"), onsets, p)
   assert not os.listdir(tmp_path)
   with pytest.raises(OSError, match="no_such_dir"):
-    night_outputs.write_statistics(str(tmp_path / "no_such_dir" / "s.json"), {})
+    outputs.write_statistics(str(tmp_path / "no_such_dir" / "s.json"), {})

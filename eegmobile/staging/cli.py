@@ -1,0 +1,170 @@
+r"""Stage nights from EDF files with an exported EEGMobile model: `python -m eegmobile.stage`.
+
+  python -m eegmobile.stage NIGHT.edf --model exports/fold_00
+  python -m eegmobile.stage nights/ more.edf --model exports/fold_00/images_float16.tflite \
+      --output_dir staged --runtime litert --threads 2
+  python -m eegmobile.stage SC4001E0-PSG.edf --model exports/fold_00 \
+      --hypnogram SC4001EC-Hypnogram.edf
+  python -m eegmobile.stage sleep-edf/ --model exports/final --hypnogram_dir sleep-edf/
+
+Each night gives <output_dir>/<record>.stages.tsv, .hypnogram.edf, .hypnogram.png and
+.sleep_stats.json (eegmobile/staging/outputs.py), and with --hypnogram <record>.metrics.json
+(accuracy, Cohen's kappa, per-class F1, confusion matrix). A directory stages every
+.edf/.bdf file in it. With --hypnogram_dir each night is scored against its own hypnogram
+in that directory (`stage_lib.find_hypnogram`: Sleep-EDF names, or NAME-Hypnogram.edf for
+NAME.edf), and the nights' epochs pooled give <output_dir>/metrics_pooled.json (with a row
+per night) and confusion_pooled.png. A night with bad input gets one line naming the file
+and the problem; the other nights still stage.
+
+Exit status: 0 every night staged (and, with --hypnogram_dir, scored); 1 some night failed
+or found no single hypnogram; 2 unusable arguments or model; 3 a bug (its traceback in
+<output_dir>/errors.log, named in the message).
+"""
+
+import os
+import sys
+
+from absl import app
+from absl import flags
+
+from eegmobile import cli
+from eegmobile import errors
+from eegmobile.staging import runtimes
+from eegmobile.staging import stage_lib
+
+# Flags live only in entry modules: defined in libraries they collide when imported twice.
+_MODEL = flags.DEFINE_string("model", None, "Export directory or one of its .tflite files.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", "staged", "Where the outputs go.")
+_HYPNOGRAM = flags.DEFINE_string(
+    "hypnogram", None, "An expert's hypnogram (EDF+ annotations) to score the night "
+    "against; only with one night.")
+_HYPNOGRAM_DIR = flags.DEFINE_string(
+    "hypnogram_dir", None, "A directory of experts' hypnograms: each night is scored against "
+    "its own (Sleep-EDF names pair SC4001E0-PSG.edf with SC4001EC-Hypnogram.edf; NAME.edf "
+    "pairs with NAME-Hypnogram.edf) and the pooled metrics are written too.")
+_CONFIG = cli.define_flags(stage_lib.StageConfig,
+                           ["channel", "runtime", "precision", "threads", "batch_size"])
+_VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
+
+_SUFFIXES = (".edf", ".bdf")
+
+
+def _nights(args: list[str]) -> list[str]:
+  paths = []
+  for arg in args:
+    if os.path.isdir(arg):
+      found = sorted(
+          os.path.join(arg, name)
+          for name in os.listdir(arg)
+          if name.lower().endswith(_SUFFIXES) and "hypnogram" not in name.lower())
+      if not found:
+        raise ValueError(f"{arg}: no .edf or .bdf file in this directory")
+      paths += found
+    else:
+      paths.append(arg)
+  return paths
+
+
+def _check_arguments(args: list[str]) -> list[str]:
+  """The nights to stage.
+
+  Raises:
+    ValueError: unusable arguments (the message says which and why).
+  """
+  if not _MODEL.value:
+    raise ValueError("--model is required (an export directory or one of its .tflite files)")
+  if not args:
+    raise ValueError("give one or more EDF files or directories to stage")
+  nights = _nights(args)
+  if _HYPNOGRAM.value and len(nights) != 1:
+    raise ValueError(f"--hypnogram goes with one night; {len(nights)} were given "
+                     "(--hypnogram_dir scores several)")
+  if _HYPNOGRAM.value and _HYPNOGRAM_DIR.value:
+    raise ValueError("give --hypnogram or --hypnogram_dir, not both")
+  if _HYPNOGRAM_DIR.value and not os.path.isdir(_HYPNOGRAM_DIR.value):
+    raise ValueError(f"--hypnogram_dir {_HYPNOGRAM_DIR.value}: not a directory")
+  return nights
+
+
+def _stage_one(i: int, nights: list[str], model, config) -> dict:
+  """Stages nights[i - 1] and prints its lines; the result has "failed"/"unpaired" on failure."""
+  path = nights[i - 1]
+  hypnogram, unpaired = _HYPNOGRAM.value, None
+  if _HYPNOGRAM_DIR.value:
+    try:
+      hypnogram = stage_lib.find_hypnogram(path, _HYPNOGRAM_DIR.value)
+    except errors.PairingError as e:
+      unpaired = e
+  try:
+    result = stage_lib.stage_night(path, model, _OUTPUT_DIR.value, config, hypnogram_path=hypnogram)
+  except (errors.RecordingError, FileNotFoundError) as e:
+    print(f"[{i}/{len(nights)}] error: {e}", file=sys.stderr)
+    return {"failed": path}
+  trailing = (f", trailing {result['trailing_seconds']:g} s not staged"
+              if result["trailing_seconds"] else "")
+  print(f"[{i}/{len(nights)}] {path}: {result['epochs']} epochs{trailing}, "
+        f"{result['seconds']:.1f} s -> {_OUTPUT_DIR.value}/{result['record']}.*")
+  if unpaired:
+    print(f"  not scored: {unpaired}", file=sys.stderr)
+    result["unpaired"] = path
+  if "metrics" in result:
+    m = result["metrics"]
+    print(f"  against {hypnogram}: accuracy {m['acc']:.1f}%, kappa {m['kappa']:.3f}, "
+          f"macro F1 {m['mf1']:.1f}% ({m['num_epochs']} epochs) -> "
+          f"{result['outputs']['metrics']}")
+  return result
+
+
+def _print_pooled(scored: list[dict], not_scored: list[str]) -> None:
+  if scored:
+    pooled = stage_lib.write_pooled_metrics(_OUTPUT_DIR.value, scored)
+    m = pooled["metrics"]
+    per_class = ", ".join(f"{s} {f:.1f}" for s, f in m["f1"].items())
+    print(f"pooled over {len(scored)} scored night(s), {m['num_epochs']} epochs: accuracy "
+          f"{m['acc']:.1f}%, kappa {m['kappa']:.3f}, macro F1 {m['mf1']:.1f}% (F1 "
+          f"{per_class}) -> {pooled['outputs']['metrics']}, {pooled['outputs']['confusion']}")
+  if not_scored:
+    print(f"not scored (no single hypnogram in {_HYPNOGRAM_DIR.value}): "
+          f"{', '.join(not_scored)}")
+
+
+def _run(args: list[str]) -> int:
+  try:
+    nights = _check_arguments(args)
+    config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
+    model = runtimes.load(_MODEL.value,
+                          runtime=config.runtime,
+                          threads=config.threads,
+                          precision=config.precision)
+    stage_lib.check_preprocessing(model, config)
+  except (ValueError, FileNotFoundError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
+        f"{model.threads} threads); {len(nights)} night(s)")
+  results = [_stage_one(i, nights, model, config) for i in range(1, len(nights) + 1)]
+  failed = [r["failed"] for r in results if "failed" in r]
+  not_scored = [r["unpaired"] for r in results if "unpaired" in r]
+  print(f"staged {len(nights) - len(failed)} of {len(nights)} night(s)" +
+        (f"; failed: {', '.join(failed)}" if failed else ""))
+  if _HYPNOGRAM_DIR.value:
+    _print_pooled([r for r in results if "metrics" in r], not_scored)
+  return 1 if failed or not_scored else 0
+
+
+def main(argv):
+  cli.quiet(_VERBOSE.value)
+  try:
+    return _run(argv[1:])
+  except Exception as e:  # pylint: disable=broad-except
+    log = cli.report_bug(e, os.path.join(_OUTPUT_DIR.value, cli.BUG_LOG))
+    print(cli.bug_message(e, log), file=sys.stderr)
+    return 3
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == "__main__":
+  run()
