@@ -73,7 +73,8 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
                                   "Where the build goes. Default: out/<subset>, or out/demo.")
 _BUILD = cli.define_flags(BuildConfig, ["subset", "compression"])
 _EPOCHS = cli.define_flags(EpochConfig, ["channel", "wake_edge_minutes"])
-_SPECTROGRAM = cli.define_flags(SpectrogramConfig, ["nperseg", "noverlap", "nfft", "window"])
+_SPECTROGRAM = cli.define_flags(SpectrogramConfig,
+                                ["nperseg", "noverlap", "nfft", "window", "dynamic_range_db"])
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", SpectrogramConfig.image_height,
                                    "Image height and width, pixels (the model's input size).")
 _DOWNLOAD = flags.DEFINE_bool(

@@ -23,6 +23,10 @@ class SpectrogramConfig:
     image_height: rows of the stored image (frequency, low at the bottom).
     image_width: columns of the stored image (time, left to right).
     power_floor: power added before taking dB, so that an exactly-zero bin is finite.
+    dynamic_range_db: the colour scale spans at most this far below an image's highest
+      power; lower powers show as its lowest colour (None: down to the lowest power, as
+      image version 1 did, where float32 rounding could set the scale; 120 dB lies just
+      above float32's rounding of the power: BUILD_NOTES.md).
   """
   fs: float = 100.0
   nperseg: int = 30
@@ -33,6 +37,7 @@ class SpectrogramConfig:
   image_height: int = 224
   image_width: int = 224
   power_floor: float = 1e-20
+  dynamic_range_db: Optional[float] = 120.0
 
   def __post_init__(self):
     if not 0 <= self.noverlap < self.nperseg:
@@ -42,6 +47,26 @@ class SpectrogramConfig:
     if self.image_height < 2 or self.image_width < 2:
       raise ValueError(f"image size must be at least 2x2, got "
                        f"{self.image_height}x{self.image_width}")
+    if self.dynamic_range_db is not None and not self.dynamic_range_db > 0:
+      raise ValueError(f"dynamic_range_db must be positive or None, got {self.dynamic_range_db}")
+
+  @classmethod
+  def from_dict(cls, recorded: dict) -> "SpectrogramConfig":
+    """A recorded config (a manifest's, an export's); fields it lacks take the value the
+    version that wrote it had (`RECORDED_BEFORE`), not today's default."""
+    return cls(**{**RECORDED_BEFORE, **recorded})
+
+
+# What a build's images are, beyond their parameters (recorded in its manifest, "image"):
+# 1: log10, products over chunks of 4 epochs, no colour-scale floor (builds before
+#    2026-12-06; their bytes could depend on the chunk and the BLAS threads);
+# 2: natural logs, each epoch's products alone on one BLAS thread, and the config's
+#    colour-scale floor (`SpectrogramConfig.dynamic_range_db`, recorded with the config).
+IMAGE_VERSION = 2
+
+# Fields added to SpectrogramConfig after builds were recorded without them, with the value
+# those builds were made with (image version 1 had no colour-scale floor).
+RECORDED_BEFORE = {"dynamic_range_db": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,5 +124,5 @@ class BuildConfig:
   def from_dict(cls, d: dict) -> "BuildConfig":
     return cls(subset=d["subset"],
                epochs=EpochConfig(**d["epochs"]),
-               spectrogram=SpectrogramConfig(**d["spectrogram"]),
+               spectrogram=SpectrogramConfig.from_dict(d["spectrogram"]),
                compression=d["compression"])

@@ -58,5 +58,5 @@ class Preprocessing:
     Raises:
       KeyError, TypeError, ValueError: not that form.
     """
-    return cls(SpectrogramConfig(**recorded["spectrogram"]), int(recorded["samples_per_epoch"]),
-               source)
+    return cls(SpectrogramConfig.from_dict(recorded["spectrogram"]),
+               int(recorded["samples_per_epoch"]), source)

@@ -7,10 +7,11 @@ by a graph that can live inside an exported model, so that a device feeds raw EE
       -> segments [n, n_seg, nperseg]   reshape into hops + slices + concat (no gather)
       -> minus each segment's mean      scipy's detrend="constant", rounded as numpy's
       -> power [n, n_seg, n_freq]       the folded DFT as dense products (folded_dft)
-      -> per-image min and max power    the colour scale (log is monotonic)
-      -> log10(power + floor)           dB / 10
-      -> frequency resize, row 0 = highest frequency; x 2560 / span; time resize;
-         - low_db * 256 / span; clip to 0..255; floor; uint8
+      -> per-image min and max power    the colour scale (log is monotonic), its low end
+                                        raised to the floor (dynamic_range_db)
+      -> ln(power + power_floor)        natural logs, as the numpy path
+      -> frequency resize, row 0 = highest frequency; x 256 / span; time resize;
+         - low * 256 / span; clip to 0..255; floor; uint8
 
 in the numpy path's order of operations. Every product is a 2-D matrix product with a
 constant matrix (`folded_dft`, `resize_matrix(...).toarray()`), so the graph holds only
@@ -185,19 +186,23 @@ def spectrogram_images(epochs: tf.Tensor,
   if matrices.sin.shape[0]:
     imaginary = _dot(_dot(segments, matrices.fold_sin), matrices.sin)
     power += imaginary * imaginary
-  floor = tf.constant(config.power_floor, tf.float32)
   low = tf.reduce_min(tf.reduce_min(power, axis=2), axis=1)  # [n]
   high = tf.reduce_max(tf.reduce_max(power, axis=2), axis=1)
-  inv_ln10 = tf.constant(1.0 / math.log(10.0), tf.float32)
-  low_db = 10.0 * (tf.math.log(low + floor) * inv_ln10)
-  span = 10.0 * (tf.math.log(high + floor) * inv_ln10) - low_db
+  floor = spectrogram.scale_floor(1.0, config)  # the floor's ratio to the highest power
+  if floor is not None:  # the colour scale's floor, as the numpy path
+    floor = high * tf.constant(floor, tf.float32)
+    low = tf.maximum(low, floor)
+    power = tf.maximum(power, floor[:, None, None])
+  addend = tf.constant(config.power_floor, tf.float32)
+  low, high = tf.math.log(low + addend), tf.math.log(high + addend)
+  span = high - low
   span = tf.where(tf.equal(span, 0.0), tf.ones_like(span), span)  # constant picture -> 0
-  log_power = tf.math.log(power + floor) * inv_ln10  # dB / 10
+  log_power = tf.math.log(power + addend)  # natural logs, as the numpy path
   rows = _dot(log_power, matrices.frequency)  # [n, n_seg, height]
-  rows *= (2560.0 / span)[:, None, None]  # x 10 (dB), x 256 / span
+  rows *= (256.0 / span)[:, None, None]
   by_frequency = tf.transpose(rows, [0, 2, 1])  # [n, height, n_seg]
   image = _dot(by_frequency, matrices.time)  # [n, height, width]
-  image -= (low_db * 256.0 / span)[:, None, None]
+  image -= (low * 256.0 / span)[:, None, None]
   image = tf.clip_by_value(image, 0.0, 255.0)
   # Truncation, as the numpy path's float -> uint8: floor for values >= 0.
   return tf.cast(tf.floor(image), tf.uint8)

@@ -24,13 +24,18 @@ map (viridis by default, or grey). `spectrogram_test` pins (1)-(2) against scipy
 `bench/build_throughput.py` measures how closely (5) matches the reference pictures.
 """
 
+import concurrent.futures
+import contextlib
 import functools
 import os
 import tempfile
-from typing import Optional
+import threading
+from typing import Iterator, Optional
 
 import numpy as np
+from scipy.linalg import blas
 import scipy.sparse
+import threadpoolctl
 
 from eegmobile import colormaps
 from eegmobile import plots
@@ -38,8 +43,6 @@ from eegmobile.config import SpectrogramConfig
 
 # Windows whose scipy spec takes one parameter, e.g. ("tukey", 0.25).
 _PARAMETRIC_WINDOWS = frozenset({"tukey", "kaiser", "gaussian", "exponential"})
-# Epochs per chunk: small enough that the STFT product stays in cache (BUILD_NOTES.md).
-_CHUNK = 4
 
 
 def window(config: SpectrogramConfig) -> np.ndarray:
@@ -170,29 +173,67 @@ def _stft_matrices(config: SpectrogramConfig, win: np.ndarray) -> tuple[np.ndarr
   return _cached_folded_dft(win.tobytes(), config.nfft, config.fs)
 
 
-def _segments_t(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
-  """(nperseg, n * n_segments) float32: every detrended STFT segment as a column."""
+def _segments_t(epoch: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+  """(nperseg, n_segments) float32: every detrended STFT segment of one epoch, as a column."""
   step = config.nperseg - config.noverlap
-  segments = np.lib.stride_tricks.sliding_window_view(np.asarray(epochs, np.float32),
-                                                      config.nperseg,
-                                                      axis=1)[:, ::step]
-  segments = segments.reshape(-1, config.nperseg)
+  segments = np.lib.stride_tricks.sliding_window_view(np.asarray(epoch, np.float32),
+                                                      config.nperseg)[::step]
   # detrend="constant", done explicitly rather than folded into the matrix: exact for a
   # flat segment and free of float32 cancellation when the signal has a DC offset.
   return np.ascontiguousarray((segments - segments.mean(axis=1, keepdims=True)).T)
 
 
-def _power_t(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray) -> np.ndarray:
-  """(n_freq, n * n_segments) float32 power density, frequency-major."""
+def _product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+  """left @ right, float32, C order, by scipy's sgemm: its OpenBLAS knows newer CPUs than
+  numpy 1.26's, which runs its generic SSE3 kernels on some (BUILD_NOTES.md, "Spectrogram
+  images")."""
+  return blas.sgemm(1.0, right.T, left.T).T  # C-order operands as transposed Fortran ones
+
+
+def _power(epoch: np.ndarray, config: SpectrogramConfig, win: np.ndarray) -> np.ndarray:
+  """(n_freq, n_segments) float32 power density of one epoch, frequency-major.
+
+  Every product has the same shapes for every epoch, and runs on one BLAS thread
+  (`_one_thread`), so its bytes depend on the epoch alone.
+  """
   fold_cos, cos, fold_sin, sin = _stft_matrices(config, win)
-  segments = _segments_t(epochs, config)
-  power = cos @ (fold_cos @ segments)
+  segments = _segments_t(epoch, config)
+  power = _product(cos, _product(fold_cos, segments))
   np.multiply(power, power, out=power)
   if sin.shape[1]:
-    imaginary = sin @ (fold_sin @ segments)
+    imaginary = _product(sin, _product(fold_sin, segments))
     np.multiply(imaginary, imaginary, out=imaginary)
     power += imaginary
   return power
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+  """BLAS on one thread while images are computed (re-entrant, thread-safe).
+
+  OpenBLAS splits a product between its threads differently for different thread counts,
+  and the split changes how the edge columns are summed: the bytes of an image would depend
+  on how many BLAS threads ran. Pinned to one, they do not (images are computed in
+  parallel over epochs instead, `spectrogram_images(workers=...)`).
+  """
+  global _blas_users, _blas_limit
+  with _blas_lock:
+    if _blas_users == 0:
+      _blas_limit = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    _blas_users += 1
+  try:
+    yield
+  finally:
+    with _blas_lock:
+      _blas_users -= 1
+      if _blas_users == 0:
+        _blas_limit.restore_original_limits()
+        _blas_limit = None
 
 
 def power_spectrogram(epochs: np.ndarray,
@@ -213,10 +254,8 @@ def power_spectrogram(epochs: np.ndarray,
     ValueError: a window whose length is not config.nperseg.
   """
   win = _checked_window(config, window)
-  epochs = np.atleast_2d(epochs)
-  n_seg = num_segments(config, epochs.shape[1])
-  power = _power_t(epochs, config, win).reshape(-1, len(epochs), n_seg)
-  return np.ascontiguousarray(power.transpose(1, 0, 2))
+  with _one_thread():
+    return np.stack([_power(epoch, config, win) for epoch in np.atleast_2d(epochs)])
 
 
 @functools.lru_cache(maxsize=16)
@@ -255,46 +294,59 @@ def _frequency_matrix(n_freq: int, height: int):
 
 
 @functools.lru_cache(maxsize=16)
-def _time_matrix(n_seg: int, width: int, n: int):
-  """The time resize of n stacked epochs: block-diagonal, (n * width, n * n_seg) CSR."""
-  return scipy.sparse.block_diag([resize_matrix(n_seg, width)] * n, format="csr")
+def _time_matrix(n_seg: int, width: int):
+  """The time resize, (width, n_seg) CSR."""
+  return resize_matrix(n_seg, width)
 
 
-def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray,
-                  out: np.ndarray) -> None:
-  """Fills out (n, height, width) uint8 with the images of a few epochs."""
-  n, n_seg = len(epochs), num_segments(config, epochs.shape[1])
-  power = _power_t(epochs, config, win)  # (n_freq, n * n_seg)
-  # Each image's colour scale: its lowest and highest dB. log10 is monotonic, so they are
-  # those of its lowest and highest power (reduce over frequency first: contiguous rows).
-  floor = np.float32(config.power_floor)
-  low = power.min(axis=0).reshape(n, n_seg).min(axis=1)
-  high = power.max(axis=0).reshape(n, n_seg).max(axis=1)
-  if low.min() + floor != low.min():  # else adding the floor changes no float32 value
-    power += floor
-  low_db = 10.0 * np.log10(low + floor)
-  span = 10.0 * np.log10(high + floor) - low_db
-  span[span == 0] = 1.0  # a constant picture maps to index 0, as a plot of it would
-  np.log10(power, out=power)  # dB / 10
+def scale_floor(high: np.float32, config: SpectrogramConfig) -> Optional[np.float32]:
+  """The lowest power an image's colour scale shows: `dynamic_range_db` below its highest.
+
+  None (no floor) for a config without one (image version 1). A floor keeps the scale
+  off float32 rounding noise: an epoch whose smallest power is at rounding level (a
+  noiseless tone) would otherwise get a scale that rounding sets.
+  """
+  if config.dynamic_range_db is None:
+    return None
+  return np.float32(high * np.float32(10.0**(-config.dynamic_range_db / 10.0)))
+
+
+def _epoch_image(epoch: np.ndarray, config: SpectrogramConfig, win: np.ndarray,
+                 out: np.ndarray) -> None:
+  """Fills out (height, width) uint8 with one epoch's image."""
+  power = _power(epoch, config, win)  # (n_freq, n_seg)
+  # The colour scale: the lowest and highest power (log is monotonic), the lowest raised
+  # to the floor, under which every power counts as the floor.
+  low, high = power.min(), power.max()
+  floor = scale_floor(high, config)
+  if floor is not None and low < floor:
+    np.maximum(power, floor, out=power)
+    low = floor
+  addend = np.float32(config.power_floor)
+  if low + addend != low:  # else adding it changes no float32 value
+    power += addend
+  low, high = np.log(low + addend), np.log(high + addend)
+  span = np.float32(high - low) if high != low else np.float32(1.0)  # constant: index 0
+  # Natural logs (numpy computes them with SIMD on AVX2 as on AVX-512; log10 only with
+  # AVX-512): (dB - low dB) * 256 / span dB is (ln - ln low) * 256 / span ln.
+  np.log(power, out=power)
   # Both resizes average (their weights sum to 1), so they commute with the affine map
-  # (dB - low) * 256 / span, which is therefore applied to the smaller arrays after them.
-  rows = _frequency_matrix(power.shape[0], config.image_height) @ power  # (height, n * n_seg)
-  rows = rows.reshape(-1, n, n_seg)
-  rows *= (2560.0 / span).astype(np.float32)[None, :, None]  # x 10 (dB), x 256 / span
+  # (ln - low) * 256 / span, which is therefore applied to the smaller arrays after them.
+  rows = _frequency_matrix(power.shape[0], config.image_height) @ power  # (height, n_seg)
+  rows *= np.float32(256.0) / span
   # Time-major rows, so that the time resize is a sparse product over whole rows.
-  by_time = np.ascontiguousarray(rows.reshape(config.image_height, -1).T)  # (n * n_seg, height)
-  image = _time_matrix(n_seg, config.image_width, n) @ by_time  # (n * width, height)
-  image = image.reshape(n, config.image_width, config.image_height)
-  image -= (low_db * 256.0 / span).astype(np.float32)[:, None, None]
+  image = _time_matrix(power.shape[1], config.image_width) @ np.ascontiguousarray(rows.T)
+  image -= np.float32(low * np.float32(256.0) / span)
   np.clip(image, 0, 255, out=image)
   # Float -> uint8 truncates: floor for values >= 0, as matplotlib's quantisation.
-  out[...] = image.transpose(0, 2, 1)
+  out[...] = image.T
 
 
 def spectrogram_images(epochs: np.ndarray,
                        config: SpectrogramConfig,
                        *,
-                       window: Optional[np.ndarray] = None) -> np.ndarray:
+                       window: Optional[np.ndarray] = None,
+                       workers: int = 1) -> np.ndarray:
   """The fast path: epochs -> uint8 colour-map-index images.
 
   Args:
@@ -302,6 +354,8 @@ def spectrogram_images(epochs: np.ndarray,
     config: STFT and image parameters.
     window: the STFT window (`window(config)`, e.g. computed once by a Beam driver);
       computed with scipy if None.
+    workers: threads computing images (each epoch's image is computed alone, so its
+      bytes are the same whatever the number of workers or epochs per call).
 
   Returns:
     (n, image_height, image_width) uint8; row 0 is the highest frequency.
@@ -315,8 +369,13 @@ def spectrogram_images(epochs: np.ndarray,
   if epochs.ndim != 2 or epochs.shape[1] < config.nperseg:
     raise ValueError(f"epochs must be (n, samples>={config.nperseg}), got {epochs.shape}")
   out = np.empty((len(epochs), config.image_height, config.image_width), np.uint8)
-  for start in range(0, len(epochs), _CHUNK):
-    _images_chunk(epochs[start:start + _CHUNK], config, win, out[start:start + _CHUNK])
+  with _one_thread():
+    if workers <= 1 or len(epochs) < 2:
+      for epoch, image in zip(epochs, out):
+        _epoch_image(epoch, config, win, image)
+    else:  # numpy, BLAS and scipy.sparse release the GIL: threads share the epochs
+      with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda i: _epoch_image(epochs[i], config, win, out[i]), range(len(epochs))))
   return out
 
 

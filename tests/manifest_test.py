@@ -53,3 +53,14 @@ def test_reading_or_faking_a_build_never_imports_beam(tmp_path):
           "print('apache_beam' in sys.modules)")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+def test_a_build_says_its_image_version_and_an_older_one_reads_as_version_1():
+  manifest = manifest_lib.make_manifest(CONFIG, [], [], demo=True)
+  assert manifest_lib.image_version(manifest) == config_lib.IMAGE_VERSION == 2
+  assert manifest["config"]["spectrogram"]["dynamic_range_db"] == 120.0
+  older = dict(manifest, image={k: v for k, v in manifest["image"].items() if k != "version"})
+  del older["config"]["spectrogram"]["dynamic_range_db"]
+  assert manifest_lib.image_version(older) == 1
+  # Its config reads as it was built: without the colour-scale floor, not with today's default.
+  assert config_lib.BuildConfig.from_dict(older["config"]).spectrogram.dynamic_range_db is None

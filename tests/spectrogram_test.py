@@ -2,15 +2,22 @@
 paper's own render-and-resize method."""
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import scipy.signal
+import threadpoolctl
 
+from eegmobile import edf_reader
 from eegmobile import spectrogram
 from eegmobile.config import SpectrogramConfig
 
 PAPER = SpectrogramConfig()
+EXCERPT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf", "excerpt",
+                       "SC4001E0-PSG.first300s.edf")
 OTHER = dataclasses.replace(PAPER,
                             nperseg=64,
                             noverlap=32,
@@ -125,11 +132,88 @@ def test_constant_epoch_gives_a_finite_black_image():
   assert (images == 0).all()
 
 
-def test_chunking_does_not_change_images():
-  epochs = _eeg_like(11)
-  together = spectrogram.spectrogram_images(epochs, PAPER)
-  one_by_one = np.concatenate([spectrogram.spectrogram_images(e[None], PAPER) for e in epochs])
-  np.testing.assert_array_equal(together, one_by_one)
+@pytest.mark.parametrize("blas_threads", [1, 2])
+def test_an_image_depends_on_its_epoch_alone(blas_threads):
+  """Not on the epochs computed with it (chunk), the BLAS threads, or the worker threads.
+
+  This failed on an AVX2 CPU before image version 2 (51 pixels of 11 epochs, and every
+  combination of chunk 1, 7, 64 and 1 or 2 BLAS threads gave other bytes).
+  """
+  epochs = _eeg_like(64)
+  reference = np.concatenate([spectrogram.spectrogram_images(e[None], PAPER) for e in epochs])
+  with threadpoolctl.threadpool_limits(limits=blas_threads, user_api="blas"):
+    for chunk in (1, 7, 64):
+      got = np.concatenate([
+          spectrogram.spectrogram_images(epochs[i:i + chunk], PAPER)
+          for i in range(0, len(epochs), chunk)
+      ])
+      np.testing.assert_array_equal(got, reference, err_msg=f"chunk {chunk}")
+    np.testing.assert_array_equal(spectrogram.spectrogram_images(epochs, PAPER, workers=2),
+                                  reference)
+
+
+_AVX2 = {  # numpy's and OpenBLAS's AVX2 kernels on an AVX-512 CPU (an AMD EPYC's choice)
+    "OPENBLAS_CORETYPE": "Haswell",
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
+                                "AVX512_SPR",
+}
+
+
+def _images_in_a_process(path, environment):
+  code = ("import sys, numpy as np; from eegmobile import spectrogram; "
+          "from eegmobile.config import SpectrogramConfig; "
+          f"np.save({path!r}, spectrogram.spectrogram_images(np.load({path!r}), "
+          "SpectrogramConfig(), workers=2))")
+  env = {k: v for k, v in os.environ.items() if k not in _AVX2}
+  subprocess.run([sys.executable, "-c", code], env={**env, **environment}, check=True)
+  return np.load(path)
+
+
+def test_the_avx2_and_the_avx512_kernels_keep_the_promise(tmp_path):
+  """The promise between CPU families (BUILD_NOTES.md, "Same images on every machine"):
+  >= 99.9% of pixels equal and none more than one index apart. numpy's SIMD log gives the
+  same float32 results with either instruction set; OpenBLAS's sgemm kernels sum the
+  STFT's 15 and 14 products in another order, which moves a pixel only where its value sits
+  within that rounding of an integer. (On an AVX2-only CPU both runs take the AVX2 kernels.)
+  """
+  excerpt = edf_reader.read_channel(EXCERPT).signal.reshape(
+      -1, 3000) if os.path.exists(EXCERPT) else np.zeros((0, 3000))
+  epochs = np.concatenate([_eeg_like(24, seed=4), 1e4 + _eeg_like(4, seed=5),
+                           excerpt]).astype(np.float32)
+  np.save(tmp_path / "a.npy", epochs)
+  np.save(tmp_path / "b.npy", epochs)
+  native = _images_in_a_process(str(tmp_path / "a.npy"), {}).astype(int)
+  forced = _images_in_a_process(str(tmp_path / "b.npy"), _AVX2).astype(int)
+  difference = np.abs(native - forced)
+  assert difference.max() <= 1 and (difference == 0).mean() >= 0.999
+
+
+def test_float32_rounding_no_longer_sets_the_colour_scale():
+  """An epoch whose spectrum has exact zeros (a noiseless tone): its smallest power is
+  float32 rounding, so without a floor its image changes with rounding-level noise; with
+  the 120 dB floor it does not (noise far below the floor)."""
+  t = np.arange(3000) / 100.0
+  tone = 100 * np.sin(2 * np.pi * 40 * t)
+  power = spectrogram.power_spectrogram(tone[None], PAPER)[0]
+  high = power.max()
+  assert power.min() < high * 1e-13  # rounding level: below the floor
+  assert spectrogram.scale_floor(high, PAPER) == np.float32(high * np.float32(1e-12))
+  noisy = tone + 1e-7 * np.random.default_rng(0).normal(size=3000)  # 170 dB below the tone
+  epochs = np.stack([tone, noisy])
+  floored = spectrogram.spectrogram_images(epochs, PAPER)
+  np.testing.assert_array_equal(floored[0], floored[1])
+  unfloored = spectrogram.spectrogram_images(epochs,
+                                             dataclasses.replace(PAPER, dynamic_range_db=None))
+  assert not np.array_equal(unfloored[0], unfloored[1])
+  assert spectrogram.scale_floor(high, dataclasses.replace(PAPER, dynamic_range_db=None)) is None
+
+
+def test_a_floor_below_an_epochs_smallest_power_changes_nothing():
+  epochs = _eeg_like(8)
+  wide = dataclasses.replace(PAPER, dynamic_range_db=1000.0)
+  np.testing.assert_array_equal(
+      spectrogram.spectrogram_images(epochs, wide),
+      spectrogram.spectrogram_images(epochs, dataclasses.replace(PAPER, dynamic_range_db=None)))
 
 
 def test_resize_taps_match_pil_bilinear():

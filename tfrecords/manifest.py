@@ -7,7 +7,8 @@ the build; it holds no timestamps or absolute paths, so the same inputs give the
 
 Manifest fields (format_version 1):
   format, format_version, library_version, dataset, subset, demo (bool), complete (bool),
-  config (BuildConfig.to_dict()), image {height, width, dtype, encoding},
+  config (BuildConfig.to_dict()), image {height, width, dtype, encoding, version (of the
+  image arithmetic, `config.IMAGE_VERSION`; absent in builds of version 1)},
   compression ("" or "GZIP"), stages [names by label index],
   subjects {subject_id: {shards: [...], num_examples, class_counts {stage: n}}},
   recordings [{record, subject, night, shard, num_examples, class_counts, dropped {reason: n},
@@ -23,6 +24,7 @@ from typing import Iterable, Sequence
 import eegmobile
 from eegmobile import stages
 from eegmobile import storage
+from eegmobile import config as config_lib
 from eegmobile.config import BuildConfig
 
 FORMAT = "eegmobile-sleep-edf-tfrecords"
@@ -84,6 +86,11 @@ def load_manifest(build_dir: str, *, allow_incomplete: bool = False) -> dict:
   return loads(text, path, allow_incomplete=allow_incomplete)
 
 
+def image_version(manifest: dict) -> int:
+  """The image version a build holds (`config.IMAGE_VERSION`; 1 when not recorded)."""
+  return int(manifest["image"].get("version", 1))
+
+
 def subjects(manifest: dict) -> list[str]:
   """The build's subject ids, sorted."""
   return sorted(manifest["subjects"])
@@ -143,7 +150,8 @@ def make_manifest(config: BuildConfig, summaries: Sequence[dict], failures: Sequ
           "height": config.spectrogram.image_height,
           "width": config.spectrogram.image_width,
           "dtype": "uint8",
-          "encoding": "colour-map index, row 0 = highest frequency"
+          "encoding": "colour-map index, row 0 = highest frequency",
+          "version": config_lib.IMAGE_VERSION,
       },
       "compression": config.compression,
       "stages": list(stages.STAGES),

@@ -55,7 +55,8 @@ class StageConfig:
       runs on such a CPU, else f32.
     threads: CPU threads for the runtime (None: every core this process may use).
     spectrogram: the parameters staging computes images with; the model's image size
-      is taken from the model, every other field must match the model's record.
+      and colour-scale floor are taken from the model, every other field must match the
+      model's record.
   """
   channel: str = "EEG Fpz-Cz"
   batch_size: int = 32
@@ -103,9 +104,11 @@ def check_preprocessing(model: runtimes.StagingModel, config: StageConfig) -> Sp
       differing parameter named).
   """
   recorded = model.preprocessing.spectrogram
+  # The image size and the colour-scale floor follow the model's build.
   wanted = dataclasses.replace(config.spectrogram,
                                image_height=recorded.image_height,
-                               image_width=recorded.image_width)
+                               image_width=recorded.image_width,
+                               dynamic_range_db=recorded.dynamic_range_db)
   left, right = dataclasses.asdict(recorded), dataclasses.asdict(wanted)
   differ = [
       f"{k} {left[k]!r} (model) vs {right[k]!r} (staging)" for k in left if left[k] != right[k]

@@ -183,6 +183,19 @@ def test_a_model_with_other_preprocessing_is_refused_naming_the_parameters(expor
     stage_lib.check_preprocessing(model, CONFIG)
 
 
+def test_staging_follows_the_colour_scale_floor_the_model_was_built_with(export_dir, tmp_path):
+  """A model of an image-version-1 build (no floor recorded) stages without the floor."""
+  older = tmp_path / "export"
+  shutil.copytree(export_dir, older)
+  record = json.load(open(older / "export.json"))
+  del record["preprocessing"]["spectrogram"]["dynamic_range_db"]
+  json.dump(record, open(older / "export.json", "w"))
+  model = runtimes.load(str(older / "images_float16.tflite"), runtime="tensorflow")
+  assert stage_lib.check_preprocessing(model, CONFIG).dynamic_range_db is None
+  current = runtimes.load(os.path.join(export_dir, "images_float16.tflite"), runtime="tensorflow")
+  assert stage_lib.check_preprocessing(current, CONFIG).dynamic_range_db == 120.0
+
+
 def test_a_runtime_gets_every_core_unless_told_otherwise(export_dir, monkeypatch):
   """TFLite's own default is one thread: half the speed on two cores."""
   given = []
