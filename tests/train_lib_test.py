@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import itertools
 import json
 import os
 
@@ -148,3 +149,85 @@ def test_shuffle_settings_follow_the_cache_and_refuse_what_cannot_be():
   assert config_lib.paper(shuffle="stream").shuffle_mode == "stream"
   with pytest.raises(ValueError, match="needs cache 'memory'"):
     config_lib.paper(shuffle="full", cache=None)
+
+
+def test_the_batch_norm_momentum_follows_the_weights_unless_given():
+  assert config_lib.paper().effective_batch_norm_momentum == 0.999  # Keras' for ImageNet
+  assert config_lib.paper(weights=None).effective_batch_norm_momentum == 0.9
+  assert config_lib.paper(weights=None, batch_norm_momentum=0.99).effective_batch_norm_momentum \
+      == 0.99
+  with pytest.raises(ValueError, match="batch_norm_momentum must be in"):
+    config_lib.paper(batch_norm_momentum=1.0)
+
+
+def test_earlier_runs_keep_their_ids_and_a_new_default_is_a_new_run(build):
+  """Keras' 0.999 is recorded as None, as runs recorded it before it became a setting."""
+  from tfrecords import manifest as manifest_lib  # pylint: disable=import-outside-toplevel
+  manifest = manifest_lib.load_manifest(build)
+  imagenet = run_lib.run_record(config_lib.paper(build_dir=build), manifest)
+  assert imagenet["training"]["batch_norm_momentum"] is None
+  assert imagenet["training"]["image_size"] is None  # no longer a setting; kept in the id
+  random = run_lib.run_record(config_lib.paper(build_dir=build, weights=None), manifest)
+  assert random["training"]["batch_norm_momentum"] == 0.9
+  same = run_lib.run_record(
+      config_lib.paper(build_dir=build, weights=None, batch_norm_momentum=0.999), manifest)
+  assert same["training"]["batch_norm_momentum"] is None and same["run_id"] != random["run_id"]
+
+
+def test_a_collapsed_model_is_named_in_a_warning():
+  assert train_lib.collapse_warning("fold 3", 0, {"val_predicted_classes": 2.0}, 0.9) is None
+  warning = train_lib.collapse_warning("fold 3", 4, {
+      "predicted_classes": 3.0,
+      "val_predicted_classes": 1.0
+  }, 0.999)
+  assert warning.startswith("fold 3 epoch 5: every validation prediction is one class")
+  assert "momentum 0.999" in warning and "--batch_norm_momentum" in warning
+  assert "every training prediction" in train_lib.collapse_warning("final", 0,
+                                                                   {"predicted_classes": 1.0}, 0.9)
+
+
+def test_predicted_classes_counts_the_classes_an_epoch_predicted():
+  metric = model_lib.PredictedClasses()
+  metric.update_state(None, keras.ops.one_hot([0, 0, 3], 5))
+  metric.update_state(None, keras.ops.one_hot([3], 5))
+  assert float(metric.result()) == 2.0
+  metric.reset_state()
+  assert float(metric.result()) == 0.0
+  assert model_lib.PredictedClasses.from_config(metric.get_config()).num_classes == 5
+
+
+class _Terminal:
+
+  def __init__(self, tty):
+    self.text, self._tty = "", tty
+
+  def isatty(self):
+    return self._tty
+
+  def write(self, text):
+    self.text += text
+
+  def flush(self):
+    pass
+
+
+def test_progress_is_one_rewritten_line_on_a_terminal_and_nothing_in_a_log(monkeypatch):
+  clock = itertools.chain([0.0, 2.0, 2.5, 4.0], itertools.repeat(9.0))
+  monkeypatch.setattr(train_lib.time, "monotonic", lambda: next(clock))
+  terminal = _Terminal(tty=True)
+  progress = train_lib.Progress("fold 3 epoch 2/20", steps=100, batch_size=16, stream=terminal)
+  progress.on_epoch_begin(1)
+  progress.on_train_batch_end(9)  # 2 s in: shown
+  progress.on_train_batch_end(10)  # 0.5 s later: not yet
+  progress.on_train_batch_end(19)  # 2 s later: shown
+  progress.on_epoch_end(1)
+  lines = terminal.text.split("\r")[1:]
+  assert lines[0] == "fold 3 epoch 2/20: step 10/100, 80 images/s, 0:00:18 left\x1b[K"
+  assert lines[1] == "fold 3 epoch 2/20: step 20/100, 80 images/s, 0:00:16 left\x1b[K"
+  assert lines[2] == "\x1b[K" and len(lines) == 3  # the line is cleared for the epoch's line
+  log = _Terminal(tty=False)
+  quiet = train_lib.Progress("fold 3", steps=100, batch_size=16, stream=log)
+  quiet.on_epoch_begin(0)
+  quiet.on_train_batch_end(50)
+  quiet.on_epoch_end(0)
+  assert log.text == ""

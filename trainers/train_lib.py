@@ -234,18 +234,22 @@ def _train_epochs(model,
     logging.info("%s epoch %d/%d (phase %d) in %.0f s: %s", name, epoch + 1, config.total_epochs,
                  phase,
                  time.monotonic() - start, _epoch_summary(history[-1]))
-    _warn_if_collapsed(name, epoch, history[-1])
+    warning = collapse_warning(name, epoch, history[-1], config.effective_batch_norm_momentum)
+    if warning:
+      logging.warning("%s", warning)
 
 
-def _warn_if_collapsed(name: str, epoch: int, entry: dict) -> None:
-  """Warns when one class is all the model predicts on its validation (or training) set."""
+def collapse_warning(name: str, epoch: int, entry: dict, momentum: float) -> Optional[str]:
+  """A warning when one class is all the model predicted on its validation set (on its
+  training set for `final`, which has none), else None."""
   key = "val_predicted_classes" if "val_predicted_classes" in entry else "predicted_classes"
-  if entry.get(key) == 1:
-    logging.warning(
-        "%s epoch %d: every %s prediction is one class: the model has collapsed (with "
-        "random weights and few steps, a batch-norm momentum of 0.999 does this; see "
-        "--batch_norm_momentum)", name, epoch + 1,
-        "validation" if key.startswith("val_") else "training")
+  if entry.get(key) != 1:
+    return None
+  return (
+      f"{name} epoch {epoch + 1}: every {'validation' if key.startswith('val_') else 'training'}"
+      f" prediction is one class: the model has collapsed or not learnt yet (batch-norm "
+      f"momentum {momentum:g}; with random weights and a short run, Keras' 0.999 does "
+      "this: see --batch_norm_momentum and BUILD_NOTES.md)")
 
 
 class Progress(keras.callbacks.Callback):
