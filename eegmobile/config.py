@@ -25,8 +25,9 @@ class SpectrogramConfig:
     power_floor: power added before taking dB, so that an exactly-zero bin is finite.
     dynamic_range_db: the colour scale spans at most this far below an image's highest
       power; lower powers show as its lowest colour (None: down to the lowest power, as
-      image version 1 did, where float32 rounding could set the scale; 120 dB lies just
-      above float32's rounding of the power: BUILD_NOTES.md).
+      image version 1 did, where float32 rounding could set the scale). A power 100 dB
+      below the peak still moves by less than half a colour index under float32 rounding
+      (BUILD_NOTES.md, "Same images on every machine").
   """
   fs: float = 100.0
   nperseg: int = 30
@@ -37,7 +38,7 @@ class SpectrogramConfig:
   image_height: int = 224
   image_width: int = 224
   power_floor: float = 1e-20
-  dynamic_range_db: Optional[float] = 120.0
+  dynamic_range_db: Optional[float] = 100.0
 
   def __post_init__(self):
     if not 0 <= self.noverlap < self.nperseg:

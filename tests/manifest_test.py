@@ -58,7 +58,7 @@ def test_reading_or_faking_a_build_never_imports_beam(tmp_path):
 def test_a_build_says_its_image_version_and_an_older_one_reads_as_version_1():
   manifest = manifest_lib.make_manifest(CONFIG, [], [], demo=True)
   assert manifest_lib.image_version(manifest) == config_lib.IMAGE_VERSION == 2
-  assert manifest["config"]["spectrogram"]["dynamic_range_db"] == 120.0
+  assert manifest["config"]["spectrogram"]["dynamic_range_db"] == 100.0
   older = dict(manifest, image={k: v for k, v in manifest["image"].items() if k != "version"})
   del older["config"]["spectrogram"]["dynamic_range_db"]
   assert manifest_lib.image_version(older) == 1
