@@ -1,7 +1,7 @@
-r"""Time `python -m eegmobile.stage` on a synthetic 22-hour night, per runtime.
+r"""Time `python -m eegmobile.stage` on a synthetic 22-hour night, per runtime, against YASA.
 
   PYTHONPATH=. python bench/stage_night.py --workdir /tmp/stage_bench \
-      [--openvino_path /tmp/ov] [--yasa_python /tmp/yasa/bin/python]
+      [--export_dir EXPORT] [--yasa_python /tmp/yasa/bin/python] [--repeats 3] [--force_avx2]
 
 Writes (once, reused) a synthetic night in the Sleep-EDF cassette layout (2,650 epochs,
 22 h 5 min; eegmobile/demo/synthetic.py) and, unless --export_dir names an export (e.g.
@@ -42,6 +42,19 @@ _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "An export to stage with (default: a random-weights model made "
     "in <workdir>/export).")
 _PREPARE = flags.DEFINE_bool("prepare", False, "Internal: make the night and model, exit.")
+_REPEATS = flags.DEFINE_integer("repeats", 1, "Passes over the runs (YASA's too), alternating.")
+_FORCE_AVX2 = flags.DEFINE_bool(
+    "force_avx2", False, "Run everything (YASA too) with the AVX2 kernels an AVX2-only CPU "
+    "takes, where the library allows it: OpenBLAS (OPENBLAS_CORETYPE=Haswell), numpy "
+    "(NPY_DISABLE_CPU_FEATURES) and oneDNN, which OpenVINO and TensorFlow use "
+    "(ONEDNN_MAX_CPU_ISA=AVX2). XNNPACK (LiteRT) has no such switch: its rows keep this "
+    "CPU's kernels.")
+AVX2_ENV = {
+    "OPENBLAS_CORETYPE": "Haswell",
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
+                                "AVX512_SPR",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
+}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,9 +123,14 @@ def main(argv):
                    env={
                        **os.environ, "PYTHONPATH": ROOT
                    })
-  base_env = {**os.environ, "PYTHONPATH": ROOT}
-  # What a user gets with no --runtime or --precision (auto: see eegmobile.staging.runtimes.resolve).
-  runs = [("default (auto) images_float16.tflite", os.path.join(export, "images_float16.tflite"),
+  base_env = {**os.environ, "PYTHONPATH": ROOT, **(AVX2_ENV if _FORCE_AVX2.value else {})}
+  # What a user gets from the README's first staging command: an export directory, no
+  # --runtime or --precision (auto: see eegmobile.staging.runtimes.resolve).
+  runs = [("README: --model EXPORT_DIR (auto)", export, "auto", {
+      **base_env, "PYTHONPATH":
+          ":".join(filter(None, [ROOT, _LITERT_PATH.value, _OPENVINO_PATH.value]))
+  }),
+          ("default (auto) images_float16.tflite", os.path.join(export, "images_float16.tflite"),
            "auto", {
                **base_env, "PYTHONPATH":
                    ":".join(filter(None, [ROOT, _LITERT_PATH.value, _OPENVINO_PATH.value]))
@@ -132,34 +150,48 @@ def main(argv):
                    os.path.join(export, "images_float16.tflite"), "openvino", env, precision))
   if "all" not in _RUNS.value:
     runs = [r for r in runs if r[0] in _RUNS.value]
-  print(f"night {edf}: {_EPOCHS.value} epochs; model {export}; {os.cpu_count()} CPUs")
-  for name, model, runtime, env, *precision in runs:
-    command = [
-        sys.executable, "-m", "eegmobile.stage", edf, "--model", model, "--runtime", runtime,
-        "--output_dir",
-        os.path.join(workdir, "staged", name.replace(" ", "_"))
-    ]
-    if _THREADS.value:
-      command += ["--threads", str(_THREADS.value)]
-    if precision:
-      command += ["--precision", precision[0]]
-    seconds, rss, note = _time(command, env)
-    print(f"{name:40s} {seconds:7.2f} s  peak RSS {rss:7.0f} MB{note}", flush=True)
-  if _YASA_PYTHON.value:
-    began = time.perf_counter()
-    run = subprocess.run([
-        _YASA_PYTHON.value,
-        os.path.join(ROOT, "bench", "yasa_night.py"), "--edf", edf, "--channel", "EEG Fpz-Cz"
-    ],
-                         capture_output=True,
-                         text=True)
-    wall = time.perf_counter() - began
-    if run.returncode:
-      print(f"{'yasa':40s} FAILED rc={run.returncode}: {run.stderr[-300:]}")
-    else:
-      line = json.loads(run.stdout.strip().splitlines()[-1])
-      print(f"{'yasa (cold process)':40s} {wall:7.2f} s  peak RSS {line['peak_rss_mb']:7.0f} MB"
-            f"  (its own timing {line['seconds']:.2f} s, {line['epochs']} epochs)")
+  print(f"night {edf}: {_EPOCHS.value} epochs; model {export}; {os.cpu_count()} CPUs"
+        f"{'; AVX2 kernels forced' if _FORCE_AVX2.value else ''}")
+  for repeat in range(_REPEATS.value):
+    for name, model, runtime, env, *precision in runs:
+      command = [
+          sys.executable, "-m", "eegmobile.stage", edf, "--model", model, "--runtime", runtime,
+          "--output_dir",
+          os.path.join(workdir, "staged",
+                       name.replace(" ", "_").replace("/", "_"))
+      ]
+      if _THREADS.value:
+        command += ["--threads", str(_THREADS.value)]
+      if precision:
+        command += ["--precision", precision[0]]
+      seconds, rss, note = _time(command, env)
+      print(f"[{repeat + 1}] {name:40s} {seconds:7.2f} s  peak RSS {rss:7.0f} MB{note}", flush=True)
+    if _YASA_PYTHON.value:
+      _yasa(edf, base_env, repeat)
+
+
+def _yasa(edf: str, env: dict, repeat: int) -> None:
+  began = time.perf_counter()
+  run = subprocess.run([
+      _YASA_PYTHON.value,
+      os.path.join(ROOT, "bench", "yasa_night.py"), "--edf", edf, "--channel", "EEG Fpz-Cz"
+  ],
+                       capture_output=True,
+                       text=True,
+                       env={
+                           k: v for k, v in env.items() if k != "PYTHONPATH"
+                       },
+                       check=False)
+  wall = time.perf_counter() - began
+  if run.returncode:
+    print(f"[{repeat + 1}] {'yasa':40s} FAILED rc={run.returncode}: {run.stderr[-300:]}")
+    return
+  line = json.loads(run.stdout.strip().splitlines()[-1])
+  print(
+      f"[{repeat + 1}] {'yasa (cold process)':40s} {wall:7.2f} s  peak RSS "
+      f"{line['peak_rss_mb']:7.0f} MB  (its own timing {line['seconds']:.2f} s, "
+      f"{line['epochs']} epochs)",
+      flush=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ from eegmobile import colormaps
 from eegmobile import plots
 from eegmobile.config import SpectrogramConfig
 
+# Epochs whose elementwise steps and resizes run together (their products run one by one).
+_CHUNK = 4
 # Windows whose scipy spec takes one parameter, e.g. ("tukey", 0.25).
 _PARAMETRIC_WINDOWS = frozenset({"tukey", "kaiser", "gaussian", "exponential"})
 
@@ -173,35 +175,50 @@ def _stft_matrices(config: SpectrogramConfig, win: np.ndarray) -> tuple[np.ndarr
   return _cached_folded_dft(win.tobytes(), config.nfft, config.fs)
 
 
-def _segments_t(epoch: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
-  """(nperseg, n_segments) float32: every detrended STFT segment of one epoch, as a column."""
+def _segments(epochs: np.ndarray, config: SpectrogramConfig) -> np.ndarray:
+  """(n, n_segments, nperseg) float32: every detrended STFT segment of each epoch."""
   step = config.nperseg - config.noverlap
-  segments = np.lib.stride_tricks.sliding_window_view(np.asarray(epoch, np.float32),
-                                                      config.nperseg)[::step]
+  view = np.lib.stride_tricks.sliding_window_view(np.asarray(epochs, np.float32),
+                                                  config.nperseg,
+                                                  axis=1)[:, ::step]
+  # One contiguous row per segment: numpy sums each row pairwise whatever the number of
+  # epochs (a reduction over a 3-D view may be ordered otherwise, and round otherwise).
+  segments = np.ascontiguousarray(view).reshape(-1, config.nperseg)
   # detrend="constant", done explicitly rather than folded into the matrix: exact for a
   # flat segment and free of float32 cancellation when the signal has a DC offset.
-  return np.ascontiguousarray((segments - segments.mean(axis=1, keepdims=True)).T)
+  return (segments - segments.mean(axis=1, keepdims=True)).reshape(view.shape)
 
 
-def _product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-  """left @ right, float32, C order, by scipy's sgemm: its OpenBLAS knows newer CPUs than
-  numpy 1.26's, which runs its generic SSE3 kernels on some (BUILD_NOTES.md, "Spectrogram
-  images")."""
-  return blas.sgemm(1.0, right.T, left.T).T  # C-order operands as transposed Fortran ones
+def _product(left: np.ndarray, right: np.ndarray, out: Optional[np.ndarray] = None) -> np.ndarray:
+  """left @ right, float32, C order (into `out` if given), by scipy's sgemm: its OpenBLAS
+  knows newer CPUs than numpy 1.26's, which runs its generic SSE3 kernels on some
+  (BUILD_NOTES.md, "Spectrogram images")."""
+  # C-order operands as transposed Fortran ones; out.T is Fortran-ordered, written in place.
+  if out is None:
+    return blas.sgemm(1.0, right.T, left.T).T
+  blas.sgemm(1.0, right.T, left.T, c=out.T, overwrite_c=True)
+  return out
 
 
-def _power(epoch: np.ndarray, config: SpectrogramConfig, win: np.ndarray) -> np.ndarray:
-  """(n_freq, n_segments) float32 power density of one epoch, frequency-major.
+def _powers(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray) -> np.ndarray:
+  """(n, n_freq, n_segments) float32 power density, each epoch frequency-major.
 
-  Every product has the same shapes for every epoch, and runs on one BLAS thread
-  (`_one_thread`), so its bytes depend on the epoch alone.
+  Each epoch's products run alone, with the same shapes for every epoch, on one BLAS
+  thread (`_one_thread`); everything else is elementwise or a per-row sparse sum, whose
+  results do not depend on which epochs share the array. So an epoch's bytes depend on
+  the epoch alone, not on the epochs computed with it.
   """
   fold_cos, cos, fold_sin, sin = _stft_matrices(config, win)
-  segments = _segments_t(epoch, config)
-  power = _product(cos, _product(fold_cos, segments))
+  segments = _segments(epochs, config)
+  power = np.empty((len(segments), cos.shape[0], segments.shape[1]), np.float32)
+  imaginary = np.empty_like(power) if sin.shape[1] else None
+  for k, epoch in enumerate(segments):
+    columns = epoch.T  # (nperseg, n_segments)
+    _product(cos, _product(fold_cos, columns), out=power[k])
+    if imaginary is not None:
+      _product(sin, _product(fold_sin, columns), out=imaginary[k])
   np.multiply(power, power, out=power)
-  if sin.shape[1]:
-    imaginary = _product(sin, _product(fold_sin, segments))
+  if imaginary is not None:
     np.multiply(imaginary, imaginary, out=imaginary)
     power += imaginary
   return power
@@ -255,7 +272,7 @@ def power_spectrogram(epochs: np.ndarray,
   """
   win = _checked_window(config, window)
   with _one_thread():
-    return np.stack([_power(epoch, config, win) for epoch in np.atleast_2d(epochs)])
+    return _powers(np.atleast_2d(epochs), config, win)
 
 
 @functools.lru_cache(maxsize=16)
@@ -294,9 +311,12 @@ def _frequency_matrix(n_freq: int, height: int):
 
 
 @functools.lru_cache(maxsize=16)
-def _time_matrix(n_seg: int, width: int):
-  """The time resize, (width, n_seg) CSR."""
-  return resize_matrix(n_seg, width)
+def _block_diagonal(matrix_of: str, in_size: int, out_size: int, n: int):
+  """n copies of a resize matrix on the diagonal, (n * out_size, n * in_size) CSR: one sparse
+  product resizes n stacked epochs, each row summed alone (so in the same order for any n)."""
+  block = _frequency_matrix(in_size, out_size) if matrix_of == "frequency" else resize_matrix(
+      in_size, out_size)
+  return scipy.sparse.block_diag([block] * n, format="csr")
 
 
 def scale_floor(high: np.float32, config: SpectrogramConfig) -> Optional[np.float32]:
@@ -311,35 +331,42 @@ def scale_floor(high: np.float32, config: SpectrogramConfig) -> Optional[np.floa
   return np.float32(high * np.float32(10.0**(-config.dynamic_range_db / 10.0)))
 
 
-def _epoch_image(epoch: np.ndarray, config: SpectrogramConfig, win: np.ndarray,
-                 out: np.ndarray) -> None:
-  """Fills out (height, width) uint8 with one epoch's image."""
-  power = _power(epoch, config, win)  # (n_freq, n_seg)
-  # The colour scale: the lowest and highest power (log is monotonic), the lowest raised
-  # to the floor, under which every power counts as the floor.
-  low, high = power.min(), power.max()
+def _images_chunk(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray,
+                  out: np.ndarray) -> None:
+  """Fills out (n, height, width) uint8 with the images of a few epochs."""
+  power = _powers(epochs, config, win)  # (n, n_freq, n_seg)
+  n, n_freq, n_seg = power.shape
+  # Each image's colour scale: its lowest and highest power (log is monotonic), the lowest
+  # raised to the floor, under which every power counts as the floor.
+  flat = power.reshape(n, -1)
+  low, high = flat.min(axis=1), flat.max(axis=1)
   floor = scale_floor(high, config)
-  if floor is not None and low < floor:
-    np.maximum(power, floor, out=power)
-    low = floor
+  if floor is not None and (low < floor).any():
+    np.maximum(power, floor[:, None, None], out=power)  # changes no power of the others
+    low = np.maximum(low, floor)
   addend = np.float32(config.power_floor)
-  if low + addend != low:  # else adding it changes no float32 value
-    power += addend
+  tiny = low + addend != low  # else adding it changes no float32 value of that epoch
+  if tiny.any():
+    power[tiny] += addend
   low, high = np.log(low + addend), np.log(high + addend)
-  span = np.float32(high - low) if high != low else np.float32(1.0)  # constant: index 0
+  span = high - low
+  span[span == 0] = 1.0  # a constant picture maps to index 0, as a plot of it would
   # Natural logs (numpy computes them with SIMD on AVX2 as on AVX-512; log10 only with
   # AVX-512): (dB - low dB) * 256 / span dB is (ln - ln low) * 256 / span ln.
   np.log(power, out=power)
   # Both resizes average (their weights sum to 1), so they commute with the affine map
   # (ln - low) * 256 / span, which is therefore applied to the smaller arrays after them.
-  rows = _frequency_matrix(power.shape[0], config.image_height) @ power  # (height, n_seg)
-  rows *= np.float32(256.0) / span
+  rows = _block_diagonal("frequency", n_freq, config.image_height, n) @ power.reshape(-1, n_seg)
+  rows = rows.reshape(n, config.image_height, n_seg)
+  rows *= (np.float32(256.0) / span)[:, None, None]
   # Time-major rows, so that the time resize is a sparse product over whole rows.
-  image = _time_matrix(power.shape[1], config.image_width) @ np.ascontiguousarray(rows.T)
-  image -= np.float32(low * np.float32(256.0) / span)
+  by_time = np.ascontiguousarray(rows.transpose(0, 2, 1)).reshape(-1, config.image_height)
+  image = _block_diagonal("time", n_seg, config.image_width, n) @ by_time
+  image = image.reshape(n, config.image_width, config.image_height)
+  image -= (low * np.float32(256.0) / span)[:, None, None]
   np.clip(image, 0, 255, out=image)
   # Float -> uint8 truncates: floor for values >= 0, as matplotlib's quantisation.
-  out[...] = image.T
+  out[...] = image.transpose(0, 2, 1)
 
 
 def spectrogram_images(epochs: np.ndarray,
@@ -354,8 +381,8 @@ def spectrogram_images(epochs: np.ndarray,
     config: STFT and image parameters.
     window: the STFT window (`window(config)`, e.g. computed once by a Beam driver);
       computed with scipy if None.
-    workers: threads computing images (each epoch's image is computed alone, so its
-      bytes are the same whatever the number of workers or epochs per call).
+    workers: threads computing images (an image's bytes depend on its epoch alone, not on
+      the number of workers or epochs per call: `_powers`).
 
   Returns:
     (n, image_height, image_width) uint8; row 0 is the highest frequency.
@@ -369,13 +396,14 @@ def spectrogram_images(epochs: np.ndarray,
   if epochs.ndim != 2 or epochs.shape[1] < config.nperseg:
     raise ValueError(f"epochs must be (n, samples>={config.nperseg}), got {epochs.shape}")
   out = np.empty((len(epochs), config.image_height, config.image_width), np.uint8)
+  chunks = [slice(i, i + _CHUNK) for i in range(0, len(epochs), _CHUNK)]
   with _one_thread():
-    if workers <= 1 or len(epochs) < 2:
-      for epoch, image in zip(epochs, out):
-        _epoch_image(epoch, config, win, image)
-    else:  # numpy, BLAS and scipy.sparse release the GIL: threads share the epochs
+    if workers <= 1 or len(chunks) < 2:
+      for chunk in chunks:
+        _images_chunk(epochs[chunk], config, win, out[chunk])
+    else:  # numpy, BLAS and scipy.sparse release the GIL: threads share the chunks
       with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        list(pool.map(lambda i: _epoch_image(epochs[i], config, win, out[i]), range(len(epochs))))
+        list(pool.map(lambda c: _images_chunk(epochs[c], config, win, out[c]), chunks))
   return out
 
 

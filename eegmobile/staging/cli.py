@@ -23,12 +23,14 @@ or found no single hypnogram; 2 unusable arguments or model; 3 a bug (its traceb
 
 import os
 import sys
+import threading
 
 from absl import app
 from absl import flags
 
 from eegmobile import cli
 from eegmobile import errors
+from eegmobile import plots
 from eegmobile.staging import runtimes
 from eegmobile.staging import stage_lib
 
@@ -142,6 +144,9 @@ def _run(args: list[str]) -> int:
     return 2
   print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
         f"{model.threads} threads); {len(nights)} night(s)")
+  # pyplot is slow to import (BUILD_NOTES.md "Start-up"): import it while the first night is
+  # scored, not after.
+  threading.Thread(target=plots.pyplot, daemon=True).start()
   results = [_stage_one(i, nights, model, config) for i in range(1, len(nights) + 1)]
   failed = [r["failed"] for r in results if "failed" in r]
   not_scored = [r["unpaired"] for r in results if "unpaired" in r]

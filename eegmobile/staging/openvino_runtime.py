@@ -18,6 +18,7 @@ where available). On a CPU without bf16 OpenVINO falls back to float32.
 """
 
 import functools
+import os
 from typing import Callable, Optional
 
 import numpy as np
@@ -40,9 +41,16 @@ def _openvino():
 def native_bf16() -> bool:
   """Whether OpenVINO's CPU plugin computes bf16 natively here (AMX or AVX-512 BF16).
 
+  Not where oneDNN's instruction set is capped below bf16 (ONEDNN_MAX_CPU_ISA or
+  DNNL_MAX_CPU_ISA, e.g. AVX2 to take an AVX2-only CPU's kernels): OpenVINO still lists
+  BF16 then, and compiling a bf16 model crashes.
+
   Raises:
     ImportError: OpenVINO is not installed.
   """
+  cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+  if cap and cap != "ALL" and not any(isa in cap for isa in ("BF16", "AMX", "FP16", "AVX10")):
+    return False
   return "BF16" in _openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
 
 

@@ -175,15 +175,36 @@ def _openvino_bf16() -> bool:
     return False
 
 
+# The model files of an export, fastest first (BUILD_NOTES.md, "Runtimes"): the image model
+# with numpy's images (numpy's front end is faster than TFLite's), then the raw-epoch file.
+FILE_PREFERENCE = (export_format.TFLITE_FILES["float16"], export_format.TFLITE_FILES["float32"])
+
+
+def fastest_file(directory: str) -> str:
+  """The .tflite file of an export directory that stages fastest (`FILE_PREFERENCE`), or
+  the directory itself (its SavedModel, on TensorFlow) when it holds none of them.
+
+  Raises:
+    ModelError: not an export directory (no export.json).
+  """
+  record = _read_export(directory, directory)
+  listed = {entry.get("file") for entry in (record.get("tflite") or {}).values()}
+  for name in FILE_PREFERENCE:
+    if name in listed and os.path.exists(os.path.join(directory, name)):
+      return os.path.join(directory, name)
+  return directory
+
+
 def resolve(runtime: str, precision: str, is_tflite: bool = True) -> tuple[str, str]:
   """The (runtime, precision) that `load` uses for what was asked ("auto" resolved).
 
   For a .tflite file, runtime "auto" is OpenVINO in bf16 where it is installed and the CPU
   computes bf16 natively (faster than LiteRT there, the same top class as float32 on a
   trained model, probabilities close but not equal: BUILD_NOTES.md, "Runtimes"), unless
-  f32 is asked for; else ai-edge-litert where
-  installed, else tf.lite. Precision "auto" is bf16 on OpenVINO where the CPU has it, else
-  f32. An export directory runs its SavedModel on TensorFlow in f32.
+  f32 is asked for; else ai-edge-litert where installed, else tf.lite. Precision "auto" is
+  bf16 on OpenVINO where the CPU has it, else f32. An export directory stages with its
+  fastest .tflite file (`fastest_file`), or its SavedModel on TensorFlow when it has none
+  or runtime "tensorflow" is asked for.
 
   Raises:
     ModelError: an unknown runtime or precision, or bf16 asked of a runtime without it.
@@ -217,8 +238,9 @@ def load(path: str,
   """Loads an exported model.
 
   Args:
-    path: an export directory or a .tflite file of one.
-    runtime: one of RUNTIMES ("auto": see `resolve`).
+    path: an export directory (its fastest file: `fastest_file`) or a .tflite file of one.
+    runtime: one of RUNTIMES ("auto": see `resolve`; "tensorflow" on a directory: its
+      SavedModel).
     threads: CPU threads for the runtime (None: `default_threads()`, every core).
     precision: one of PRECISIONS: "f32"; "bf16" (OpenVINO only; close to f32's
       probabilities, not bit for bit); "auto" (see `resolve`).
@@ -231,9 +253,11 @@ def load(path: str,
     FileNotFoundError: no such path.
   """
   path = str(path)
-  runtime, precision = resolve(runtime, precision, is_tflite=not os.path.isdir(path))
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: no such model file or export directory")
+  if os.path.isdir(path) and runtime != "tensorflow":
+    path = fastest_file(path)
+  runtime, precision = resolve(runtime, precision, is_tflite=not os.path.isdir(path))
   if threads is None:
     threads = default_threads()
   elif threads < 1:

@@ -14,6 +14,7 @@ A model whose preprocessing differs from what staging computes is refused, namin
 differing parameter; so is a path that is not one of our exports (`runtimes`).
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -202,17 +203,31 @@ def epochs_of(night: Night, first: int, count: int) -> np.ndarray:
 
 def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramConfig,
                 config: StageConfig) -> np.ndarray:
-  """[num_epochs, 5] float32 probabilities, scored chunk by chunk, each row summing to 1
-  (renormalised: an int8 model's rows sum to 1 only within 1/256)."""
+  """[num_epochs, 5] float32 probabilities, scored batch by batch, each row summing to 1
+  (renormalised: an int8 model's rows sum to 1 only within 1/256).
+
+  The next batch's images are computed on a thread of their own while the runtime scores
+  the current batch (numpy, BLAS and the runtimes release the GIL); the images are the
+  same bytes as computed alone (`spectrogram.spectrogram_images`).
+  """
   out = np.empty((night.num_epochs, 5), np.float32)
   window = spectrogram.window(spec) if model.input_kind == "images" else None
-  for first in range(0, night.num_epochs, config.batch_size):
-    epochs = epochs_of(night, first, min(config.batch_size, night.num_epochs - first))
+  batches = [(first, min(config.batch_size, night.num_epochs - first))
+             for first in range(0, night.num_epochs, config.batch_size)]
+
+  def inputs(batch):
+    epochs = epochs_of(night, *batch)
     if model.input_kind == "images":
-      batch = spectrogram.spectrogram_images(epochs, spec, window=window)
-    else:
-      batch = np.ascontiguousarray(epochs, np.float32)
-    out[first:first + len(epochs)] = model.predict(batch)
+      return spectrogram.spectrogram_images(epochs, spec, window=window)
+    return np.ascontiguousarray(epochs, np.float32)
+
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    upcoming = pool.submit(inputs, batches[0])
+    for i, (first, count) in enumerate(batches):
+      ready = upcoming.result()
+      if i + 1 < len(batches):
+        upcoming = pool.submit(inputs, batches[i + 1])
+      out[first:first + count] = model.predict(ready)
   # A quantised model's softmax sums to 1 only within its output step (int8: 1/256).
   out /= out.sum(axis=1, keepdims=True)
   return out

@@ -63,8 +63,8 @@ def test_all_staged_exits_0_and_unusable_arguments_exit_2(export_dir, tmp_path):
                                                    "a.edf", "--hypnogram_dir", "."), "not both"),
                         (("a.edf", "--model", export_dir, "--hypnogram_dir", "nowhere"),
                          "--hypnogram_dir nowhere: not a directory"),
-                        (("a.edf", "--model", export_dir, "--precision", "bf16"),
-                         "needs runtime openvino")):
+                        (("a.edf", "--model", export_dir, "--runtime", "litert", "--precision",
+                          "bf16"), "needs runtime openvino")):
     run = _stage(tmp_path, *args)
     assert run.returncode == 2 and message in run.stderr, run.stderr
 

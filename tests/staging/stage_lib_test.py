@@ -196,6 +196,17 @@ def test_staging_follows_the_colour_scale_floor_the_model_was_built_with(export_
   assert stage_lib.check_preprocessing(current, CONFIG).dynamic_range_db == 100.0
 
 
+def test_an_export_directory_stages_with_its_fastest_file(export_dir, tmp_path):
+  assert runtimes.fastest_file(export_dir) == os.path.join(export_dir, "images_float16.tflite")
+  model = runtimes.load(export_dir, runtime="litert")
+  assert model.path.endswith("images_float16.tflite") and model.input_kind == "images"
+  assert runtimes.load(export_dir, runtime="tensorflow").path == export_dir  # its SavedModel
+  bare = tmp_path / "bare"
+  shutil.copytree(export_dir, bare, ignore=shutil.ignore_patterns("*.tflite"))
+  assert runtimes.fastest_file(str(bare)) == str(bare)  # no TFLite file: the SavedModel
+  assert runtimes.load(str(bare)).runtime == "tensorflow"
+
+
 def test_a_runtime_gets_every_core_unless_told_otherwise(export_dir, monkeypatch):
   """TFLite's own default is one thread: half the speed on two cores."""
   given = []
