@@ -470,11 +470,27 @@ def check_signal_header(header: EdfHeader, signal: SignalHeader) -> float:
         header.path, f"signal {signal.label!r} has an empty range: digital "
         f"{signal.digital_min}..{signal.digital_max}, physical "
         f"{signal.physical_min:g}..{signal.physical_max:g}")
-  scale = _MICROVOLTS_PER_UNIT.get(re.sub(r"\s+", "", signal.physical_dim.lower()))
+  return microvolts_per_unit(signal.physical_dim, header.path, signal.label)
+
+
+def microvolts_per_unit(unit: str, source: Optional[str] = None, label: str = "") -> float:
+  """Microvolts in one `unit` (uV, µV, mcV, mV, V, microvolts, volts; case and spaces ignored).
+
+  Raises:
+    errors.ChannelError: another unit (the message names `source` and the channel).
+  """
+  key = re.sub(r"\s+", "", unit.lower())
+  key = {
+      "microvolts": "uv",
+      "microvolt": "uv",
+      "millivolts": "mv",
+      "volts": "v",
+      "volt": "v"
+  }.get(key, key)
+  scale = _MICROVOLTS_PER_UNIT.get(key)
   if scale is None:
     raise errors.ChannelError(
-        header.path, f"channel {signal.label!r} has unit {signal.physical_dim!r}; "
-        "expected uV (µV, mcV), mV or V")
+        source, f"channel {label!r} has unit {unit!r}; expected uV (µV, mcV), mV or V")
   return scale
 
 
@@ -506,7 +522,8 @@ def read_channel(path: str,
                  target_fs: float = 100.0,
                  use_pyedflib: bool = False,
                  start_s: float = 0.0,
-                 stop_s: Optional[float] = None) -> Channel:
+                 stop_s: Optional[float] = None,
+                 dtype: np.dtype = np.float32) -> Channel:
   """Reads one channel in microvolts, resampled to target_fs.
 
   Args:
@@ -520,6 +537,9 @@ def read_channel(path: str,
       (default: all of it). At the file's own rate only the data records holding it are
       read (a Sleep-EDF build keeps ~40% of each night); a channel to be resampled is
       read whole, resampled, then cut, so that the filter sees the span's context.
+    dtype: the signal's type; resampling is done in float64 whatever it is (float64 with
+      target_fs the file's own rate: the physical samples as the file holds them, what a
+      device streaming the recording would send).
 
   Returns:
     The channel, with the label and unit as the file spells them; `start_s` says where
@@ -552,7 +572,7 @@ def read_channel(path: str,
   if fs != target_fs:
     signal = resample(signal, fs, target_fs)
     signal = signal[int(round(start_s * target_fs)):int(round(stop_s * target_fs))]
-  return Channel(signal=np.asarray(signal, np.float32),
+  return Channel(signal=np.asarray(signal, dtype),
                  fs=float(target_fs),
                  original_fs=fs,
                  label=spec.label,
