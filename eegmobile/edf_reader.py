@@ -350,22 +350,33 @@ def _normalise_label(label: str) -> str:
 
 
 def find_signal(header: EdfHeader, channel: str) -> int:
-  """Index of the signal `channel` names.
+  """Index of the signal `channel` names (`find_label` over the file's labels).
+
+  Raises:
+    errors.ChannelError: no signal matches, or several match equally (names the file).
+  """
+  return find_label([s.label for s in header.signals], channel, header.path)
+
+
+def find_label(labels: Sequence[str],
+               channel: str,
+               source: Optional[str] = None,
+               holder: str = "the file") -> int:
+  """Index of the label `channel` names among `labels` (a file's signals, a stream's channels).
 
   An exact label match wins; otherwise case, whitespace and an "EEG" prefix are ignored
   ("Fpz-Cz", "EEG FPZ-CZ" and "eeg fpz-cz" all find "EEG Fpz-Cz").
 
   Args:
-    header: the file's header.
+    labels: the channel labels.
     channel: the label asked for.
-
-  Returns:
-    The signal's index in `header.signals`.
+    source: what holds them (a file's path, a stream's name), for the message.
+    holder: how the message names it ("no channel 'X'; the file has ...").
 
   Raises:
-    errors.ChannelError: no signal matches, or several match equally.
+    errors.ChannelError: no label matches, or several match equally.
   """
-  labels = [s.label for s in header.signals]
+  labels = list(labels)
   if channel in labels:
     return labels.index(channel)
   matches = [
@@ -375,11 +386,10 @@ def find_signal(header: EdfHeader, channel: str) -> int:
     return matches[0]
   if matches:
     raise errors.ChannelError(
-        header.path, f"channel {channel!r} is ambiguous: it matches " +
+        source, f"channel {channel!r} is ambiguous: it matches " +
         ", ".join(repr(labels[i]) for i in matches))
   raise errors.ChannelError(
-      header.path,
-      f"no channel {channel!r}; the file has " + ", ".join(repr(label) for label in labels))
+      source, f"no channel {channel!r}; {holder} has " + ", ".join(repr(l) for l in labels))
 
 
 def read_digital(header: EdfHeader,

@@ -366,7 +366,8 @@ def write_night(directory: str,
                 *,
                 epoch_seconds: float = EPOCH_SECONDS,
                 trailing_seconds: float = 0.0,
-                start: Optional[datetime.datetime] = None) -> dict:
+                start: Optional[datetime.datetime] = None,
+                extra: Optional[dict] = None) -> dict:
   """Writes all four outputs of one night into directory.
 
   Files: <record>.stages.tsv, <record>.hypnogram.edf, <record>.hypnogram.png and
@@ -382,6 +383,7 @@ def write_night(directory: str,
     epoch_seconds: epoch length.
     trailing_seconds: the unstaged trailing partial epoch, 0 for none.
     start: the recording's start, if known.
+    extra: more keys for the statistics JSON (e.g. "montage": `stage_lib.montage_note`).
 
   Returns:
     {"tsv", "edf", "png", "json": path written, "statistics": the statistics}.
@@ -419,5 +421,8 @@ def write_night(directory: str,
       "onset": float(onsets[-1] + epoch_seconds),
       "duration": float(trailing_seconds)
   } if trailing_seconds > 0 else None
-  write_statistics(paths["json"], {**statistics, "trailing_partial_epoch": trailing})
+  write_statistics(paths["json"], {
+      **statistics, "trailing_partial_epoch": trailing,
+      **(extra or {})
+  })
   return {**paths, "statistics": statistics}
