@@ -156,7 +156,8 @@ class StreamingStager:
                unit: str = "uV",
                config: stage_lib.StageConfig = stage_lib.StageConfig(),
                gap_seconds: float = 0.5,
-               first_epoch: int = 0):
+               first_epoch: int = 0,
+               clock_origin: Optional[float] = None):
     """Args:
       model: a loaded model (`runtimes.load`).
       rate: the samples' rate, Hz (at least 50).
@@ -166,7 +167,10 @@ class StreamingStager:
       gap_seconds: timestamps this much later than the nominal rate puts a sample are a
         gap; this much earlier, a clock correction.
       first_epoch: the epoch the first sample belongs to (a continued night: its first
-        sample is at `first_epoch` x 30 s from the night's start).
+        sample is at `first_epoch` x 30 s from the night's start, or, with timestamps and
+        `clock_origin`, where its timestamp puts it, the epochs in between unscored as a gap).
+      clock_origin: the timestamp of the night's start (a continued night's); None: the
+        first timestamp given, less `first_epoch` x 30 s.
 
     Raises:
       ValueError: a rate under 50 Hz, or a unit that is not a voltage.
@@ -191,7 +195,7 @@ class StreamingStager:
     self._filled = np.zeros(self._per_epoch, np.float32)
     self._count = 0  # samples of the current epoch received
     self._reason: Optional[str] = None  # why the current epoch cannot be scored
-    self._t0: Optional[float] = None  # timestamp of the night's input sample 0
+    self._t0: Optional[float] = clock_origin  # timestamp of the night's input sample 0
 
   # ---------------------------------------------------------------- input
 
