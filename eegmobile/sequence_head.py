@@ -204,7 +204,7 @@ def sample_crops(config: HeadConfig, nights: Sequence[tuple[np.ndarray, np.ndarr
 def feature_model(model: keras.Model) -> keras.Model:
   """The per-epoch model with two outputs: its probabilities and its features
   (`FEATURE_LAYER`), from the same layers and weights."""
-  return keras.Model(model.inputs, [model.output, model.get_layer(FEATURE_LAYER).output])
+  return keras.Model(model.input, [model.output, model.get_layer(FEATURE_LAYER).output])
 
 
 def fit_head(config: HeadConfig,
