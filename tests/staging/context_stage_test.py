@@ -226,3 +226,25 @@ def test_the_command_applies_the_exports_context_stage(exported, tmp_path):
     _, _, per_epoch, _ = _staged(str(out / "night.stages.tsv"))
     assert (per_epoch is not None) == group
     assert (said in run.stdout) if said else "context" not in run.stdout
+
+
+def test_the_export_command_writes_the_context_stage_unless_told_not_to(exported, tmp_path):
+  export_dir = exported[0]
+  with open(os.path.join(export_dir, "export.json")) as f:
+    model = json.load(f)["model"]["source"]  # the checkpoint, its context/ beside it
+  for flags, has_context in (([], True), (["--nocontext"], False)):
+    out = tmp_path / str(has_context)
+    run = subprocess.run([
+        sys.executable, "-m", "trainers.export", f"--model={model}", f"--output_dir={out}",
+        f"--preprocessing={export_dir}", "--formats=float16"
+    ] + flags,
+                         capture_output=True,
+                         text=True,
+                         cwd=ROOT,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert ("context: head (causal lag 2)" in run.stdout) == has_context
+    with open(out / "export.json") as f:
+      assert ("context" in json.load(f)) == has_context
+    assert (out / "context_head_causal_float32.tflite").exists() == has_context
+    assert (out / "images_features_float32.tflite").exists() == has_context
