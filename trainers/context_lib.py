@@ -154,7 +154,7 @@ def nights_of(table: dict, subjects) -> list[dict]:
 
   Returns:
     [{"subject", "night", "epoch_index" [n], "label" [n], "probabilities" [n, 5],
-      "features" float32 [n, F]}], sorted by subject and night.
+      "features" float32 [n, F] (None for a table without)}], sorted by subject and night.
   """
   out = []
   wanted = set(subjects)
@@ -168,7 +168,7 @@ def nights_of(table: dict, subjects) -> list[dict]:
         "epoch_index": table["epoch_index"][rows],
         "label": table["label"][rows],
         "probabilities": table["probabilities"][rows],
-        "features": table["features"][rows].astype(np.float32),
+        "features": table["features"][rows].astype(np.float32) if "features" in table else None,
     })
   return out
 
