@@ -209,10 +209,52 @@ class CausalSmoother:
   def _smoothed(self, i: int) -> np.ndarray:
     """Held epoch i's posterior given every held epoch after it (a backward pass)."""
     beta = np.ones(stages.NUM_STAGES)
-    for filtered_next, likelihood, steps in reversed(self._window[i + 1:]):
-      del filtered_next
+    for _, likelihood, steps in reversed(self._window[i + 1:]):
       beta = _normalised(self.smoother._step(steps) @ (likelihood * beta))  # pylint: disable=protected-access
     return _normalised(self._window[i][0] * beta)
+
+
+class CausalHead:
+  """The causal sequence head for a live night, fed one epoch's features at a time.
+
+    live = CausalHead(run, window=21, lag=2)   # run: features [T, F] -> outputs [T, 5]
+    for features_row in night:                 # [F] each epoch's per-epoch features
+      released = live.update(features_row)     # [0 or 1, 5]: epoch t - 2's probabilities
+    tail = live.finish()                       # [<= 2, 5]: the last epochs'
+
+  `run` is the causal head on a stretch of a night (`eegmobile.sequence_head`, or its
+  exported TFLite file: `staging.context_stage.live_head`). Its output at the newest epoch
+  reads that epoch and the window - 1 before it, so running it on the last `window`
+  epochs gives what it gives on the whole night; it is epoch newest - lag's decision. At
+  the end of the night the head is fed `lag` rows of zeros, as in training.
+  """
+
+  def __init__(self, run: Callable[[np.ndarray], np.ndarray], window: int, lag: int = 0):
+    if window < 1 or lag < 0:
+      raise ValueError(f"need window >= 1 and lag >= 0, got {window} and {lag}")
+    self._run, self.window, self.lag = run, window, lag
+    self._buffer = []  # the last `window` epochs' features
+    self._seen = 0
+
+  def update(self, features: np.ndarray) -> np.ndarray:
+    """Takes the next epoch's features [F]; returns [1, 5] the probabilities of the epoch
+    `lag` back, or [0, 5] while fewer than lag + 1 epochs have come."""
+    self._buffer = (self._buffer + [np.asarray(features, np.float32)])[-self.window:]
+    self._seen += 1
+    if self._seen <= self.lag:
+      return np.empty((0, stages.NUM_STAGES))
+    return np.asarray(self._run(np.stack(self._buffer)))[-1:]
+
+  def finish(self) -> np.ndarray:
+    """The probabilities of the last `lag` epochs (zeros fed after them); the head is then
+    empty and may start a new night."""
+    out = [np.empty((0, stages.NUM_STAGES))]
+    if self._buffer:
+      zeros = np.zeros_like(self._buffer[-1])
+      # In a night shorter than the lag the first zeros release nothing (update's rule).
+      out += [self.update(zeros) for _ in range(self.lag)]
+    self._buffer, self._seen = [], 0
+    return np.concatenate(out)
 
 
 def _normalised(v: np.ndarray) -> np.ndarray:

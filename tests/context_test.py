@@ -169,3 +169,32 @@ def test_apply_runs_the_stage_asked_for():
     context.ContextStage("head", lag=2, head=lambda f: f, head_lag=0)
   with pytest.raises(ValueError, match="kind"):
     context.ContextStage("viterbi", smoother=smoother)
+
+
+def _causal_run(window: int):
+  """A stand-in causal head: each output is a softmax of the sum of the window's features
+  (the epoch and the window - 1 before it)."""
+
+  def run(features):
+    padded = np.concatenate([np.zeros((window - 1, features.shape[1])), features])
+    sums = np.stack([padded[i:i + window].sum(axis=0) for i in range(len(features))])
+    e = np.exp(sums[:, :N] - sums[:, :N].max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+  return run
+
+
+@pytest.mark.parametrize("length,lag", [(30, 0), (30, 2), (2, 3)])
+def test_the_live_head_gives_what_the_head_gives_on_the_whole_night(length, lag):
+  window = 5
+  run = _causal_run(window)
+  features = np.random.default_rng(14).random((length, 7), np.float32)
+  whole = run(np.concatenate([features, np.zeros((lag, 7), np.float32)]))[lag:]  # batch form
+  live = context.CausalHead(run, window, lag)
+  released = [live.update(row) for row in features]
+  assert [len(r) for r in released] == [0] * min(lag, length) + [1] * max(0, length - lag)
+  tail = live.finish()
+  assert len(tail) == min(lag, length)
+  np.testing.assert_allclose(np.concatenate(released + [tail]), whole, rtol=1e-12)
+  # It reads no epoch past t + lag: epoch t's row is out before epoch t + lag + 1 comes.
+  assert live.finish().shape == (0, N)

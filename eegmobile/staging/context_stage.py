@@ -13,7 +13,9 @@ or "head"), the smoother's transitions and priors and, for a head, its two TFLit
            causal head only the lag it was trained with)
 
 The head runs on the runtime the image model runs on (`runtimes.tflite_function`), in
-float32.
+float32. A live stager feeding epochs one at a time takes `live_smoother` or `live_head`
+(`eegmobile.context.CausalSmoother`, `CausalHead`): their rows equal the causal
+`ContextStage`'s on the whole night.
 """
 
 import json
@@ -111,3 +113,31 @@ def load(model_path: str,
   path = os.path.join(export_directory(model_path), variant["file"])
   head = _head_function(path, variant["lag"], runtime, threads)
   return context.ContextStage("head", lag=lag, head=head, head_lag=variant["lag"])
+
+
+def live_smoother(model_path: str, lag: int) -> context.CausalSmoother:
+  """The export's smoother for a live night (`CausalSmoother`, any lag).
+
+  Raises:
+    runtimes.ModelError: the export holds no context stage.
+  """
+  record = recorded(model_path)
+  resolve(record, "smoother")
+  return context.CausalSmoother(context.Smoother.from_dict(record["smoother"]), lag)
+
+
+def live_head(model_path: str, *, runtime: str = "litert", threads: int = 1) -> context.CausalHead:
+  """The export's causal head for a live night (`CausalHead`, at the lag it was trained
+  with: `.lag`), fed one epoch's features at a time.
+
+  Raises:
+    runtimes.ModelError: the export holds no sequence head.
+  """
+  record = recorded(model_path)
+  resolve(record, "head")
+  variant = record["head"]["head_causal"]
+  run = runtimes.tflite_function(os.path.join(export_directory(model_path), variant["file"]),
+                                 runtime=runtime,
+                                 threads=threads)
+  return context.CausalHead(lambda features: np.asarray(run(features[None].astype(np.float32)))[0],
+                            record["window"], variant["lag"])

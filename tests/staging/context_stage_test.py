@@ -248,3 +248,18 @@ def test_the_export_command_writes_the_context_stage_unless_told_not_to(exported
       assert ("context" in json.load(f)) == has_context
     assert (out / "context_head_causal_float32.tflite").exists() == has_context
     assert (out / "images_features_float32.tflite").exists() == has_context
+
+
+def test_a_live_stager_gets_the_causal_stages_one_epoch_at_a_time(exported):
+  export_dir = exported[0]
+  probabilities, features = _keras_night(exported)
+  head = context_stage.live_head(export_dir)
+  assert head.lag == LAG and head.window == 9
+  rows = [head.update(row) for row in features] + [head.finish()]
+  whole = context_stage.load(export_dir, "head", LAG).head(features)
+  np.testing.assert_allclose(np.concatenate(rows), whole, atol=1e-6)
+  smoother = context_stage.live_smoother(export_dir, lag=1)
+  rows = [smoother.update(row) for row in probabilities] + [smoother.finish()]
+  np.testing.assert_allclose(np.concatenate(rows),
+                             exported[3].causal_posteriors(probabilities, 1),
+                             rtol=1e-12)
