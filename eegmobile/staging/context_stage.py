@@ -39,10 +39,12 @@ def export_directory(model_path: str) -> str:
 def recorded(model_path: str) -> Optional[dict]:
   """export.json's "context" of the export a model path belongs to, or None."""
   path = os.path.join(export_directory(model_path), export_format.EXPORT_FILE)
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f).get(export_format.CONTEXT_KEY)
+  try:
+    with open(path) as f:
+      record = json.load(f)
+  except (OSError, ValueError):
+    return None  # not an export: runtimes.load says so, naming the file
+  return record.get(export_format.CONTEXT_KEY) if isinstance(record, dict) else None
 
 
 def resolve(record: Optional[dict], asked: str) -> str:
