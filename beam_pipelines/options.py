@@ -7,11 +7,12 @@ Flag-free, so tests and other entry points import it without defining the build'
 import difflib
 from typing import Sequence
 
-from apache_beam.options import pipeline_options as po
-
 
 def beam_option_parser():
   """An argparse parser knowing every Beam pipeline option (as Beam itself builds it)."""
+  # Lazy: the build imports this module before it can route Beam's import-time warnings to
+  # its log (beam_pipelines/build.py, _parse_flags).
+  from apache_beam.options import pipeline_options as po  # pylint: disable=g-import-not-at-top
   try:  # lazy: the DaskRunner's options (the dask extra) exist once its module is imported
     from apache_beam.runners.dask import dask_runner  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:

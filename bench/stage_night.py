@@ -26,6 +26,9 @@ import time
 from absl import app
 from absl import flags
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests import kernels  # pylint: disable=wrong-import-position
+
 _WORKDIR = flags.DEFINE_string("workdir", "/tmp/stage_bench", "Night, model and outputs go here.")
 _EPOCHS = flags.DEFINE_integer("epochs", 2650, "Epochs in the synthetic night.")
 _LITERT_PATH = flags.DEFINE_string(
@@ -49,12 +52,6 @@ _FORCE_AVX2 = flags.DEFINE_bool(
     "(NPY_DISABLE_CPU_FEATURES) and oneDNN, which OpenVINO and TensorFlow use "
     "(ONEDNN_MAX_CPU_ISA=AVX2). XNNPACK (LiteRT) has no such switch: its rows keep this "
     "CPU's kernels.")
-AVX2_ENV = {
-    "OPENBLAS_CORETYPE": "Haswell",
-    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
-                                "AVX512_SPR",
-    "ONEDNN_MAX_CPU_ISA": "AVX2",
-}
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -123,7 +120,7 @@ def main(argv):
                    env={
                        **os.environ, "PYTHONPATH": ROOT
                    })
-  base_env = {**os.environ, "PYTHONPATH": ROOT, **(AVX2_ENV if _FORCE_AVX2.value else {})}
+  base_env = {**os.environ, "PYTHONPATH": ROOT, **(kernels.AVX2_ENV if _FORCE_AVX2.value else {})}
   # What a user gets from the README's first staging command: an export directory, no
   # --runtime or --precision (auto: see eegmobile.staging.runtimes.resolve).
   runs = [("README: --model EXPORT_DIR (auto)", export, "auto", {

@@ -350,22 +350,33 @@ def _normalise_label(label: str) -> str:
 
 
 def find_signal(header: EdfHeader, channel: str) -> int:
-  """Index of the signal `channel` names.
+  """Index of the signal `channel` names (`find_label` over the file's labels).
+
+  Raises:
+    errors.ChannelError: no signal matches, or several match equally (names the file).
+  """
+  return find_label([s.label for s in header.signals], channel, header.path)
+
+
+def find_label(labels: Sequence[str],
+               channel: str,
+               source: Optional[str] = None,
+               holder: str = "the file") -> int:
+  """Index of the label `channel` names among `labels` (a file's signals, a stream's channels).
 
   An exact label match wins; otherwise case, whitespace and an "EEG" prefix are ignored
   ("Fpz-Cz", "EEG FPZ-CZ" and "eeg fpz-cz" all find "EEG Fpz-Cz").
 
   Args:
-    header: the file's header.
+    labels: the channel labels.
     channel: the label asked for.
-
-  Returns:
-    The signal's index in `header.signals`.
+    source: what holds them (a file's path, a stream's name), for the message.
+    holder: how the message names it ("no channel 'X'; the file has ...").
 
   Raises:
-    errors.ChannelError: no signal matches, or several match equally.
+    errors.ChannelError: no label matches, or several match equally.
   """
-  labels = [s.label for s in header.signals]
+  labels = list(labels)
   if channel in labels:
     return labels.index(channel)
   matches = [
@@ -375,11 +386,10 @@ def find_signal(header: EdfHeader, channel: str) -> int:
     return matches[0]
   if matches:
     raise errors.ChannelError(
-        header.path, f"channel {channel!r} is ambiguous: it matches " +
+        source, f"channel {channel!r} is ambiguous: it matches " +
         ", ".join(repr(labels[i]) for i in matches))
   raise errors.ChannelError(
-      header.path,
-      f"no channel {channel!r}; the file has " + ", ".join(repr(label) for label in labels))
+      source, f"no channel {channel!r}; {holder} has " + ", ".join(repr(l) for l in labels))
 
 
 def read_digital(header: EdfHeader,
@@ -470,11 +480,27 @@ def check_signal_header(header: EdfHeader, signal: SignalHeader) -> float:
         header.path, f"signal {signal.label!r} has an empty range: digital "
         f"{signal.digital_min}..{signal.digital_max}, physical "
         f"{signal.physical_min:g}..{signal.physical_max:g}")
-  scale = _MICROVOLTS_PER_UNIT.get(re.sub(r"\s+", "", signal.physical_dim.lower()))
+  return microvolts_per_unit(signal.physical_dim, header.path, signal.label)
+
+
+def microvolts_per_unit(unit: str, source: Optional[str] = None, label: str = "") -> float:
+  """Microvolts in one `unit` (uV, µV, mcV, mV, V, microvolts, volts; case and spaces ignored).
+
+  Raises:
+    errors.ChannelError: another unit (the message names `source` and the channel).
+  """
+  key = re.sub(r"\s+", "", unit.lower())
+  key = {
+      "microvolts": "uv",
+      "microvolt": "uv",
+      "millivolts": "mv",
+      "volts": "v",
+      "volt": "v"
+  }.get(key, key)
+  scale = _MICROVOLTS_PER_UNIT.get(key)
   if scale is None:
     raise errors.ChannelError(
-        header.path, f"channel {signal.label!r} has unit {signal.physical_dim!r}; "
-        "expected uV (µV, mcV), mV or V")
+        source, f"channel {label!r} has unit {unit!r}; expected uV (µV, mcV), mV or V")
   return scale
 
 
@@ -506,7 +532,8 @@ def read_channel(path: str,
                  target_fs: float = 100.0,
                  use_pyedflib: bool = False,
                  start_s: float = 0.0,
-                 stop_s: Optional[float] = None) -> Channel:
+                 stop_s: Optional[float] = None,
+                 dtype: np.dtype = np.float32) -> Channel:
   """Reads one channel in microvolts, resampled to target_fs.
 
   Args:
@@ -520,6 +547,9 @@ def read_channel(path: str,
       (default: all of it). At the file's own rate only the data records holding it are
       read (a Sleep-EDF build keeps ~40% of each night); a channel to be resampled is
       read whole, resampled, then cut, so that the filter sees the span's context.
+    dtype: the signal's type; resampling is done in float64 whatever it is (float64 with
+      target_fs the file's own rate: the physical samples as the file holds them, what a
+      device streaming the recording would send).
 
   Returns:
     The channel, with the label and unit as the file spells them; `start_s` says where
@@ -552,7 +582,7 @@ def read_channel(path: str,
   if fs != target_fs:
     signal = resample(signal, fs, target_fs)
     signal = signal[int(round(start_s * target_fs)):int(round(stop_s * target_fs))]
-  return Channel(signal=np.asarray(signal, np.float32),
+  return Channel(signal=np.asarray(signal, dtype),
                  fs=float(target_fs),
                  original_fs=fs,
                  label=spec.label,

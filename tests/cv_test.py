@@ -249,6 +249,7 @@ def test_two_workers_share_the_folds_and_a_killed_workers_fold_is_resumed(tmp_pa
   assert report.returncode == 0 and "pooled 3 of 3 folds" in report.stdout, report.stderr
 
 
+@pytest.mark.slow
 def test_a_fold_trains_from_a_build_in_s3_and_the_process_exits_cleanly(tmp_path):
   pytest.importorskip("boto3", reason="needs the aws extra")
   pytest.importorskip("moto", reason="needs moto[server] (test extra)")

@@ -14,6 +14,7 @@ import threadpoolctl
 from eegmobile import edf_reader
 from eegmobile import spectrogram
 from eegmobile.config import SpectrogramConfig
+from tests import kernels
 
 PAPER = SpectrogramConfig()
 EXCERPT = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "sleep-edf", "excerpt",
@@ -152,19 +153,12 @@ def test_an_image_depends_on_its_epoch_alone(blas_threads):
                                   reference)
 
 
-_AVX2 = {  # numpy's and OpenBLAS's AVX2 kernels on an AVX-512 CPU (an AMD EPYC's choice)
-    "OPENBLAS_CORETYPE": "Haswell",
-    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL "
-                                "AVX512_SPR",
-}
-
-
 def _images_in_a_process(path, environment):
   code = ("import sys, numpy as np; from eegmobile import spectrogram; "
           "from eegmobile.config import SpectrogramConfig; "
           f"np.save({path!r}, spectrogram.spectrogram_images(np.load({path!r}), "
           "SpectrogramConfig(), workers=2))")
-  env = {k: v for k, v in os.environ.items() if k not in _AVX2}
+  env = {k: v for k, v in os.environ.items() if k not in kernels.AVX2_ENV}
   subprocess.run([sys.executable, "-c", code], env={**env, **environment}, check=True)
   return np.load(path)
 
@@ -183,7 +177,7 @@ def test_the_avx2_and_the_avx512_kernels_keep_the_promise(tmp_path):
   np.save(tmp_path / "a.npy", epochs)
   np.save(tmp_path / "b.npy", epochs)
   native = _images_in_a_process(str(tmp_path / "a.npy"), {}).astype(int)
-  forced = _images_in_a_process(str(tmp_path / "b.npy"), _AVX2).astype(int)
+  forced = _images_in_a_process(str(tmp_path / "b.npy"), kernels.AVX2_ENV).astype(int)
   difference = np.abs(native - forced)
   assert difference.max() <= 1 and (difference == 0).mean() >= 0.999
 

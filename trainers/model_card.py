@@ -143,8 +143,10 @@ Model file: {card['model_file']}.
 {cv_text}
 
 {_context_markdown(card.get("context"))}## Limitations
-Trained on Sleep-EDF (Fpz-Cz, healthy adults); other montages, devices, ages or sleep
-disorders are untested. Not a medical device.
+Trained on Sleep-EDF's EEG Fpz-Cz channel (healthy adults). Its accuracy on other montages
+(e.g. a headband's AF7-TP9, staged with `--channel AF7-TP9`), devices, ages or sleep
+disorders is not established; staging another channel says so in its outputs. Not a
+medical device.
 """
 
 

@@ -6,6 +6,9 @@ r"""Stage nights from EDF files with an exported EEGMobile model: `python -m eeg
   python -m eegmobile.stage SC4001E0-PSG.edf --model exports/fold_00 \
       --hypnogram SC4001EC-Hypnogram.edf
   python -m eegmobile.stage sleep-edf/ --model exports/final --hypnogram_dir sleep-edf/
+  python -m eegmobile.stage --stream lsl:MyAmp --model exports/final --channel Fpz-Cz
+  python -m eegmobile.stage --board muse_s --channel AF7-TP9 --model exports/final \
+      --board_param mac_address=00:55:DA:B0:00:00 --record night-2026-12-06
 
 An export with a context stage (trainers.cv --context) applies it: for a finished night
 the smoother's forward-backward or the centred sequence head; --context_lag k stages
@@ -21,12 +24,20 @@ NAME.edf), and the nights' epochs pooled give <output_dir>/metrics_pooled.json (
 per night) and confusion_pooled.png. A night with bad input gets one line naming the file
 and the problem; the other nights still stage.
 
+Live (`--stream lsl:NAME` or `--board NAME`, eegmobile/staging/live.py): the night is staged
+as it is recorded, one line per epoch, the same outputs kept current (each file replaced
+whole), <output_dir>/<record>.stream.json holding the night's state; run again with the same
+--output_dir and --record it continues the night. Ctrl-C, the end of the stream, a stall
+(--on_stall end) or --duration finish it. Needs `pip install 'eegmobile[stream]'`.
+
 Exit status: 0 every night staged (and, with --hypnogram_dir, scored); 1 some night failed
 or found no single hypnogram; 2 unusable arguments or model; 3 a bug (its traceback in
 <output_dir>/errors.log, named in the message).
 """
 
+import dataclasses
 import os
+import re
 import sys
 import threading
 
@@ -37,6 +48,7 @@ from eegmobile import cli
 from eegmobile import errors
 from eegmobile import plots
 from eegmobile.staging import context_stage
+from eegmobile.staging import live
 from eegmobile.staging import runtimes
 from eegmobile.staging import stage_lib
 
@@ -53,6 +65,19 @@ _HYPNOGRAM_DIR = flags.DEFINE_string(
 _CONFIG = cli.define_flags(
     stage_lib.StageConfig,
     ["channel", "runtime", "precision", "threads", "batch_size", "context", "context_lag"])
+_STREAM = flags.DEFINE_string("stream", None,
+                              "Stage an LSL stream as it arrives: lsl:NAME (the stream's name).")
+_BOARD = flags.DEFINE_string(
+    "board", None, "Stage a BrainFlow board as it records: synthetic, playback:FILE, muse_s, "
+    "cyton, ... (BrainFlow's board names, lower case, without _board).")
+_BOARD_PARAM = flags.DEFINE_multi_string(
+    "board_param", [], "KEY=VALUE for the board's BrainFlowInputParams (serial_port, "
+    "mac_address, ip_address, ...); master_board=NAME for a playback file recorded by "
+    "another board than the synthetic one. Repeatable.")
+_RECORD = flags.DEFINE_string(
+    "record", None, "The live night's name (its files' stem); the same record in the same "
+    "--output_dir continues that night. Default: the source's name.")
+_LIVE = cli.define_flags(live.LiveConfig, [f.name for f in dataclasses.fields(live.LiveConfig)])
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
 
 _SUFFIXES = (".edf", ".bdf")
@@ -114,6 +139,8 @@ def _stage_one(i: int, nights: list[str], model, config, context=None) -> dict:
   except (errors.RecordingError, FileNotFoundError) as e:
     print(f"[{i}/{len(nights)}] error: {e}", file=sys.stderr)
     return {"failed": path}
+  if result.get("montage"):
+    print(f"  note: {result['montage']['note']}")
   trailing = (f", trailing {result['trailing_seconds']:g} s not staged"
               if result["trailing_seconds"] else "")
   print(f"[{i}/{len(nights)}] {path}: {result['epochs']} epochs{trailing}, "
@@ -142,7 +169,74 @@ def _print_pooled(scored: list[dict], not_scored: list[str]) -> None:
           f"{', '.join(not_scored)}")
 
 
+def _live_arguments(args: list[str]) -> tuple[str, dict]:
+  """The live source's spec and board parameters.
+
+  Raises:
+    ValueError: unusable arguments.
+  """
+  if _STREAM.value and _BOARD.value:
+    raise ValueError("give --stream or --board, not both")
+  if args:
+    raise ValueError(f"--stream and --board stage a live source, not files ({' '.join(args)})")
+  if _HYPNOGRAM.value or _HYPNOGRAM_DIR.value:
+    raise ValueError("--hypnogram and --hypnogram_dir score a finished night: stage the "
+                     "live night's outputs afterwards, or stage its recording")
+  if not _MODEL.value:
+    raise ValueError("--model is required (an export directory or one of its .tflite files)")
+  if _BOARD_PARAM.value and not _BOARD.value:
+    raise ValueError("--board_param goes with --board")
+  params = {}
+  for item in _BOARD_PARAM.value:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+      raise ValueError(f"--board_param {item!r}: expected KEY=VALUE")
+    params[key.strip()] = value.strip()
+  spec = f"lsl:{_STREAM.value[4:]}" if _STREAM.value else f"board:{_BOARD.value}"
+  if _STREAM.value and not _STREAM.value.startswith("lsl:"):
+    raise ValueError(f"--stream {_STREAM.value!r}: expected lsl:NAME")
+  return spec, params
+
+
+def _run_live(args: list[str]) -> int:
+  """`--stream` / `--board`: one night staged as it is recorded."""
+  from eegmobile.staging import sources  # pylint: disable=g-import-not-at-top  # lazy: live only
+  try:
+    spec, params = _live_arguments(args)
+    config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
+    live_config = cli.from_flags(live.LiveConfig, _LIVE)
+    model = runtimes.load(_MODEL.value,
+                          runtime=config.runtime,
+                          threads=config.threads,
+                          precision=config.precision)
+    stage_lib.check_preprocessing(model, config)
+    source = sources.open_source(spec, config.channel, params)
+  except sources.MissingDependency as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except (ValueError, FileNotFoundError, errors.RecordingError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  record = _RECORD.value or re.sub(r"[^\w.-]+", "_", spec.split(":", 1)[1]).strip("_")
+  print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
+        f"{model.threads} threads)")
+  threading.Thread(target=plots.pyplot, daemon=True).start()
+  try:
+    result = live.run(source,
+                      model,
+                      _OUTPUT_DIR.value,
+                      record=record,
+                      config=config,
+                      live=live_config)
+  except live.StateError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  return 0 if result["night_epochs"] else 1
+
+
 def _run(args: list[str]) -> int:
+  if _STREAM.value or _BOARD.value:
+    return _run_live(args)
   try:
     nights = _check_arguments(args)
     config = cli.from_flags(stage_lib.StageConfig, _CONFIG)

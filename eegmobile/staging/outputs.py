@@ -386,7 +386,8 @@ def write_night(directory: str,
                 trailing_seconds: float = 0.0,
                 start: Optional[datetime.datetime] = None,
                 per_epoch_probabilities: Optional[np.ndarray] = None,
-                context: Optional[dict] = None) -> dict:
+                context: Optional[dict] = None,
+                extra: Optional[dict] = None) -> dict:
   """Writes all four outputs of one night into directory.
 
   Files: <record>.stages.tsv, <record>.hypnogram.edf, <record>.hypnogram.png and
@@ -406,6 +407,7 @@ def write_night(directory: str,
       (`probabilities` are then the context stage's): the TSV's second column group.
     context: with a context stage, what it was (`eegmobile.context.ContextStage.describe`):
       in the statistics JSON and the figure's title.
+    extra: more keys for the statistics JSON (e.g. "montage": `stage_lib.montage_note`).
 
   Returns:
     {"tsv", "edf", "png", "json": path written, "statistics": the statistics}.
@@ -448,8 +450,8 @@ def write_night(directory: str,
       "onset": float(onsets[-1] + epoch_seconds),
       "duration": float(trailing_seconds)
   } if trailing_seconds > 0 else None
-  extra = {"trailing_partial_epoch": trailing}
+  more = {"trailing_partial_epoch": trailing, **(extra or {})}
   if context is not None:
-    extra["context"] = context
-  write_statistics(paths["json"], {**statistics, **extra})
+    more["context"] = context
+  write_statistics(paths["json"], {**statistics, **more})
   return {**paths, "statistics": statistics}

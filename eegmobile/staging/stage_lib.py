@@ -25,7 +25,7 @@ import json
 import os
 import re
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -43,6 +43,8 @@ from eegmobile.staging import runtimes
 
 EPOCH_SECONDS = 30.0
 MIN_RATE_HZ = 50.0
+# What every model we export was trained on (Sleep-EDF's EEG channel).
+TRAINED_CHANNEL = "EEG Fpz-Cz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,18 +141,52 @@ def check_preprocessing(model: runtimes.StagingModel, config: StageConfig) -> Sp
   return wanted
 
 
-def _referential_pair(header: edf_reader.EdfHeader, channel: str) -> Optional[tuple[int, int]]:
-  """Indices of the two referential channels a bipolar label "A-B" names, if both exist."""
-  parts = re.sub(r"(?i)^\s*eeg\s*", "", channel).split("-")
-  if len(parts) != 2:
-    return None
-  found = []
-  for part in parts:
+def channel_columns(labels: Sequence[str],
+                    channel: str,
+                    source: Optional[str] = None,
+                    holder: str = "the file") -> list[int]:
+  """The channel to stage among `labels`: [i] for one label, [a, b] for a pair staged a - b.
+
+  `channel` names a label (`edf_reader.find_label`), or, failing that, "A-B" names two
+  referential channels A and B (with or without an "EEG " prefix; "AF7-TP9" on a headband).
+
+  Raises:
+    errors.ChannelError: neither (the message lists the labels there are).
+  """
+  try:
+    return [edf_reader.find_label(labels, channel, source, holder)]
+  except errors.ChannelError:
+    parts = re.sub(r"(?i)^\s*eeg\s*", "", channel).split("-")
+    if len(parts) != 2:
+      raise
     try:
-      found.append(edf_reader.find_signal(header, part.strip()))
+      return [edf_reader.find_label(labels, part.strip(), source, holder) for part in parts]
     except errors.ChannelError:
-      return None
-  return found[0], found[1]
+      pass
+    raise
+
+
+def montage_note(label: str) -> Optional[dict]:
+  """What the outputs say when the staged channel is not the one the model was trained on.
+
+  Args:
+    label: the staged channel's label ("EEG Fpz-Cz", "AF7 - TP9", ...).
+
+  Returns:
+    None for Fpz-Cz (as one label or as the pair Fpz minus Cz), else {"channel",
+    "trained_on", "note"}.
+  """
+  key = re.sub(r"(?i)\beeg\b|\s", "", label).lower().replace("--", "-")
+  if key in ("fpz-cz",):
+    return None
+  return {
+      "channel":
+          label,
+      "trained_on":
+          TRAINED_CHANNEL,
+      "note": (f"the model was trained on {TRAINED_CHANNEL} (Sleep-EDF); its accuracy on "
+               f"{label} is not established"),
+  }
 
 
 def _rate(header: edf_reader.EdfHeader, index: int) -> float:
@@ -174,13 +210,7 @@ def read_night(path: str, config: StageConfig, fs: float = 100.0) -> Night:
       than uV/mV/V, NaN or flat samples, or less than one epoch.
   """
   header = edf_reader.read_header(path)
-  try:
-    indices = [edf_reader.find_signal(header, config.channel)]
-  except errors.ChannelError:
-    pair = _referential_pair(header, config.channel)
-    if pair is None:
-      raise
-    indices = list(pair)
+  indices = channel_columns([s.label for s in header.signals], config.channel, header.path)
   rates = [_rate(header, i) for i in indices]
   channels = [edf_reader.read_channel(path, header.signals[i].label, target_fs=fs) for i in indices]
   if len(channels) == 1:
@@ -371,10 +401,11 @@ def stage_night(path: str,
     context: the context stage to apply (`context_stage.load`), or None.
 
   Returns:
-    {"record", "epochs", "trailing_seconds", "seconds", "outputs" (write_night's
-     paths), "metrics" (with a hypnogram, also written to <record>.metrics.json; with a
-     context stage they score its stages, and "per_epoch_model" the model's alone),
-     "context" (with a context stage: `ContextStage.describe`)}.
+    {"record", "epochs", "trailing_seconds", "seconds", "montage" (`montage_note`),
+     "outputs" (write_night's paths), "metrics" (with a hypnogram, also written to
+     <record>.metrics.json; with a context stage they score its stages, and
+     "per_epoch_model" the model's alone), "context" (with a context stage:
+     `ContextStage.describe`)}.
 
   Raises:
     errors.RecordingError: bad input (the message names the file and the problem).
@@ -395,6 +426,7 @@ def stage_night(path: str,
     probabilities = context_lib.apply(context, per_epoch, features)
   os.makedirs(output_dir, exist_ok=True)
   record = record_name(path)
+  montage = montage_note(night.label)
   written = outputs.write_night(output_dir,
                                 record,
                                 np.arange(night.num_epochs) * EPOCH_SECONDS,
@@ -402,13 +434,15 @@ def stage_night(path: str,
                                 trailing_seconds=night.trailing_seconds,
                                 start=night.start,
                                 per_epoch_probabilities=per_epoch,
-                                context=context.describe() if context else None)
+                                context=context.describe() if context else None,
+                                extra={"montage": montage} if montage else None)
   result = {
       "record": record,
       "path": night.path,
       "channel": night.label,
       "epochs": night.num_epochs,
       "trailing_seconds": night.trailing_seconds,
+      "montage": montage,
       "outputs": {
           k: v for k, v in written.items() if k != "statistics"
       },
