@@ -127,6 +127,7 @@ def _quiet_liblsl() -> None:
 def _lsl():
   _quiet_liblsl()
   try:
+    # Lazy: the stream extra is optional (a missing one is named, not an import error).
     from mne_lsl import lsl  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise MissingDependency(f"--stream lsl:... needs mne-lsl: {INSTALL_HINT}") from e
@@ -250,6 +251,7 @@ class LslSource(Source):
 
 def _brainflow():
   try:
+    # Lazy: the stream extra is optional (a missing one is named, not an import error).
     from brainflow import board_shim  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise MissingDependency(f"--board needs brainflow: {INSTALL_HINT}") from e
