@@ -351,8 +351,20 @@ class ContextStage:
 
   def describe(self) -> dict:
     """{"kind", "lag", "mode"} for outputs and logs."""
-    mode = "finished night (bidirectional)" if self.lag is None else f"live (causal, lag {self.lag})"
-    return {"kind": self.kind, "lag": self.lag, "mode": mode}
+    return describe(self.kind, self.lag)
+
+
+def describe(kind: str, lag: Optional[int]) -> dict:
+  """{"kind", "lag", "mode"} of a context stage, for outputs and logs (a live stager's too)."""
+  mode = "finished night (bidirectional)" if lag is None else f"live (causal, lag {lag})"
+  return {"kind": kind, "lag": lag, "mode": mode}
+
+
+def as_probabilities(rows: np.ndarray) -> np.ndarray:
+  """A context stage's outputs [n, 5] as staging writes them: float32, non-negative, each
+  row renormalised (row by row: a row's bytes do not depend on the rows beside it)."""
+  out = np.maximum(np.asarray(rows, np.float64), 0)
+  return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def apply(stage: ContextStage,
@@ -382,5 +394,4 @@ def apply(stage: ContextStage,
     if features is None or len(features) != len(probabilities):
       raise ValueError("the sequence head needs the per-epoch features of every epoch")
     out = np.asarray(stage.head(np.asarray(features, np.float32)), np.float64)
-  out = np.maximum(out, 0)
-  return (out / out.sum(axis=1, keepdims=True)).astype(np.float32)
+  return as_probabilities(out)

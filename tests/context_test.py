@@ -171,6 +171,15 @@ def test_apply_runs_the_stage_asked_for():
     context.ContextStage("viterbi", smoother=smoother)
 
 
+def test_a_rows_probabilities_do_not_depend_on_the_rows_beside_it():
+  rows = np.random.default_rng(15).random((40, N)) - 0.05  # a few negative: clipped
+  whole = context.as_probabilities(rows)
+  assert whole.dtype == np.float32 and (whole >= 0).all()
+  np.testing.assert_allclose(whole.sum(axis=1), 1, rtol=1e-6)
+  one_by_one = np.concatenate([context.as_probabilities(row[None]) for row in rows])
+  assert whole.tobytes() == one_by_one.tobytes()  # a live stager's rows are offline's
+
+
 def _causal_run(window: int):
   """A stand-in causal head: each output is a softmax of the sum of the window's features
   (the epoch and the window - 1 before it)."""
