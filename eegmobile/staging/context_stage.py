@@ -14,13 +14,14 @@ or "head"), the smoother's transitions and priors and, for a head, its two TFLit
 
 The head runs on the runtime the image model runs on (`runtimes.tflite_function`), in
 float32. A live stager feeding epochs one at a time takes `live_smoother` or `live_head`
-(`eegmobile.context.CausalSmoother`, `CausalHead`): their rows equal the causal
-`ContextStage`'s on the whole night.
+(`eegmobile.context.CausalSmoother`, `CausalHead`), or `live_stage` (what
+`eegmobile.staging.live` applies: the asked or recorded stage, at the asked or recorded
+lag): their rows equal the causal `ContextStage`'s on the whole night.
 """
 
 import json
 import os
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -143,3 +144,36 @@ def live_head(model_path: str, *, runtime: str = "litert", threads: int = 1) -> 
                                  threads=threads)
   return context.CausalHead(lambda features: np.asarray(run(features[None].astype(np.float32)))[0],
                             record["window"], variant["lag"])
+
+
+def live_stage(model_path: str,
+               asked: str = "auto",
+               lag: Optional[int] = None,
+               *,
+               runtime: str = "litert",
+               threads: int = 1) -> Optional[Union[context.CausalSmoother, context.CausalHead]]:
+  """The context stage a live night applies (causally), or None (none recorded, or "none").
+
+  Args:
+    model_path: the export directory or one of its .tflite files.
+    asked: one of CHOICES.
+    lag: epochs after an epoch that its context stage reads; None: the export's own (the
+      lag its causal variants were fitted and scored with).
+    runtime: the runtime the head runs on ("litert", "openvino" or "tensorflow").
+    threads: CPU threads for it.
+
+  Raises:
+    runtimes.ModelError: see `resolve`, or a lag the causal head was not trained with.
+  """
+  record = recorded(model_path)
+  kind = resolve(record, asked)
+  if kind == "none":
+    return None
+  lag = record["lag"] if lag is None else lag
+  if kind == "smoother":
+    return live_smoother(model_path, lag)
+  head = live_head(model_path, runtime=runtime, threads=threads)
+  if lag != head.lag:
+    raise runtimes.ModelError(f"the exported causal head was trained with lag {head.lag}; "
+                              f"--context_lag {lag} needs the smoother (--context smoother)")
+  return head

@@ -258,6 +258,11 @@ def test_a_live_stager_gets_the_causal_stages_one_epoch_at_a_time(exported):
   rows = [head.update(row) for row in features] + [head.finish()]
   whole = context_stage.load(export_dir, "head", LAG).head(features)
   np.testing.assert_allclose(np.concatenate(rows), whole, atol=1e-6)
+  assert isinstance(context_stage.live_stage(export_dir), context.CausalHead)  # at LAG
+  assert context_stage.live_stage(export_dir, "smoother", 1).lag == 1
+  assert context_stage.live_stage(export_dir, "none") is None
+  with pytest.raises(runtimes.ModelError, match="trained with lag 2"):
+    context_stage.live_stage(export_dir, "head", 0)
   smoother = context_stage.live_smoother(export_dir, lag=1)
   rows = [smoother.update(row) for row in probabilities] + [smoother.finish()]
   np.testing.assert_allclose(np.concatenate(rows),
