@@ -13,7 +13,9 @@ r"""Stage nights from EDF files with an exported EEGMobile model: `python -m eeg
 An export with a context stage (trainers.cv --context) applies it: for a finished night
 the smoother's forward-backward or the centred sequence head; --context_lag k stages
 causally, as a live night would be (each epoch from the epochs up to k after it);
---context none gives the per-epoch model alone (eegmobile/staging/context_stage.py).
+--context none gives the per-epoch model alone (eegmobile/staging/context_stage.py). A live
+night applies it causally, at --context_lag k (default: the lag the export's causal stage
+was fitted with): each epoch's context stage is written once k epochs after it have come.
 
 Each night gives <output_dir>/<record>.stages.tsv, .hypnogram.edf, .hypnogram.png and
 .sleep_stats.json (eegmobile/staging/outputs.py), and with --hypnogram <record>.metrics.json
@@ -205,11 +207,18 @@ def _run_live(args: list[str]) -> int:
     spec, params = _live_arguments(args)
     config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
     live_config = cli.from_flags(live.LiveConfig, _LIVE)
+    kind = context_stage.resolve(context_stage.recorded(_MODEL.value), config.context)
     model = runtimes.load(_MODEL.value,
                           runtime=config.runtime,
                           threads=config.threads,
-                          precision=config.precision)
+                          precision=config.precision,
+                          features=kind == "head")
     stage_lib.check_preprocessing(model, config)
+    context = context_stage.live_stage(_MODEL.value,
+                                       kind,
+                                       config.context_lag,
+                                       runtime=model.runtime,
+                                       threads=model.threads)
     source = sources.open_source(spec, config.channel, params)
   except sources.MissingDependency as e:
     print(f"error: {e}", file=sys.stderr)
@@ -227,7 +236,8 @@ def _run_live(args: list[str]) -> int:
                       _OUTPUT_DIR.value,
                       record=record,
                       config=config,
-                      live=live_config)
+                      live=live_config,
+                      context=context)
   except live.StateError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
