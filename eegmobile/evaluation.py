@@ -119,6 +119,54 @@ def pooled(confusions: Sequence[Sequence[Sequence[int]]]) -> dict:
   return metrics(np.repeat(scored, repeats), np.repeat(predicted, repeats))
 
 
+def consecutive_epochs(night: Sequence, epoch_index: Sequence[int]) -> np.ndarray:
+  """bool [n]: epoch i directly follows epoch i - 1 of the same night (the next index).
+
+  Args:
+    night: a key per epoch naming its night (e.g. "SC00/1"), epochs of a night together.
+    epoch_index: each epoch's index in its night, increasing within a night.
+  """
+  night, index = np.asarray(night), np.asarray(epoch_index, np.int64)
+  out = np.zeros(len(index), bool)
+  out[1:] = (night[1:] == night[:-1]) & (index[1:] == index[:-1] + 1)
+  return out
+
+
+def transition_errors(labels: np.ndarray, predicted: np.ndarray, consecutive: np.ndarray) -> dict:
+  """How a method's stage changes compare with the expert's, over consecutive epochs.
+
+  Args:
+    labels: scored stages in time order (nights one after another).
+    predicted: predicted stages, same order.
+    consecutive: `consecutive_epochs` of those epochs (pairs across a gap or a night
+      boundary are not compared).
+
+  Returns:
+    {"pairs": consecutive pairs compared, "hours": pairs x 30 s, "expert_transitions",
+     "predicted_transitions", "false_transitions": predicted changes where the expert's
+     stage stays, "missed_transitions": expert changes where the predicted stage stays,
+     "false_per_hour", "missed_percent" (of the expert's transitions),
+     "predicted_per_expert" (predicted / expert transitions: 1 is the expert's rate)}.
+  """
+  labels, predicted = np.asarray(labels), np.asarray(predicted)
+  pairs = np.asarray(consecutive, bool)[1:]
+  expert = (labels[1:] != labels[:-1]) & pairs
+  model = (predicted[1:] != predicted[:-1]) & pairs
+  hours = pairs.sum() * 30 / 3600
+  false, missed = int((model & ~expert).sum()), int((expert & ~model).sum())
+  return {
+      "pairs": int(pairs.sum()),
+      "hours": hours,
+      "expert_transitions": int(expert.sum()),
+      "predicted_transitions": int(model.sum()),
+      "false_transitions": false,
+      "missed_transitions": missed,
+      "false_per_hour": false / hours if hours else 0.0,
+      "missed_percent": 100.0 * missed / max(int(expert.sum()), 1),
+      "predicted_per_expert": int(model.sum()) / max(int(expert.sum()), 1),
+  }
+
+
 def table_rows(ours: dict, label: str) -> list[dict]:
   """Table 1 rows: ours (named `label`) first, then the published ones.
 

@@ -118,3 +118,30 @@ def test_mean_curve_averages_the_folds_that_reached_each_epoch():
   fold_3 = [dict(epoch=1, accuracy=0.7)]  # stopped after one epoch
   histories = {0: fold_0, 3: fold_3}
   assert evaluation.mean_by_epoch(histories, "accuracy") == ([1, 2], [pytest.approx(0.6), 0.7])
+
+
+def test_consecutive_epochs_break_at_gaps_and_night_boundaries():
+  nights = ["a", "a", "a", "a", "b", "b"]
+  index = [0, 1, 3, 4, 4, 5]
+  assert evaluation.consecutive_epochs(nights,
+                                       index).tolist() == [False, True, False, True, False, True]
+
+
+def test_transition_errors_count_false_and_missed_changes():
+  labels = np.array([0, 0, 0, 2, 2, 2, 2, 2, 4, 4])
+  predicted = np.array([0, 1, 0, 0, 2, 2, 3, 2, 2, 4])
+  consecutive = np.ones(10, bool)
+  consecutive[0] = False
+  errors = evaluation.transition_errors(labels, predicted, consecutive)
+  # Expert changes at pairs 2->3 and 7->8; predicted changes at 0->1, 1->2, 3->4, 5->6,
+  # 6->7, 8->9: all six false, and both of the expert's missed.
+  assert errors["pairs"] == 9 and errors["hours"] == pytest.approx(9 * 30 / 3600)
+  assert errors["expert_transitions"] == 2 and errors["predicted_transitions"] == 6
+  assert errors["false_transitions"] == 6 and errors["missed_transitions"] == 2
+  assert errors["missed_percent"] == 100.0 and errors["predicted_per_expert"] == 3.0
+  assert errors["false_per_hour"] == pytest.approx(6 / (9 * 30 / 3600))
+  # A pair across a gap is not compared.
+  consecutive[3] = False
+  assert evaluation.transition_errors(labels, predicted, consecutive)["expert_transitions"] == 1
+  perfect = evaluation.transition_errors(labels, labels, np.r_[False, np.ones(9, bool)])
+  assert perfect["false_transitions"] == perfect["missed_transitions"] == 0

@@ -163,6 +163,10 @@ def test_export_record(exported, build_dir):
     assert entry["bytes"] == os.path.getsize(os.path.join(out, entry["file"]))
   # An export directory is itself a source of the parameters.
   assert export_lib.load_preprocessing(out).spectrogram == SPEC
+  # No context stage beside the model: nothing of one in the export (issue 17).
+  assert "context" not in record and "features" not in record["tflite"]
+  assert set(record["saved_model"]["signatures"]) == {"serving_default", "images", "frontend"}
+  assert not any(name.startswith(("context_", "images_features")) for name in os.listdir(out))
 
 
 def test_rgb_model_gets_the_colour_map_in_its_image_signature(tmp_path, build_dir):

@@ -82,6 +82,9 @@ def test_partial_run_is_marked_partial_and_pools_only_finished_folds(tmp_path):
     per_fold = list(csv.DictReader(f))
   assert [(r["fold"], r["status"]) for r in per_fold] == [("0", "done"), ("1", "NOT FINISHED"),
                                                           ("2", "done")]
+  # A run without a context stage: no context table, outputs as before it existed.
+  assert "context" not in summary and not (out / "context.md").exists()
+  assert "context" not in table
 
 
 def test_cli_require_complete(tmp_path):

@@ -85,3 +85,28 @@ def test_folds_without_a_run_record_are_refused(manifest, tmp_path):
     run_lib.start_run(config, manifest)
   run_lib.start_run(config, manifest, restart=True)
   assert (tmp_path / "previous" / "unknown" / "fold_00").is_dir()
+
+
+def test_run_ids_without_a_context_stage_are_those_of_earlier_versions(manifest):
+  """Pinned: computed with the trainer before context stages existed (issue 17)."""
+  assert run_lib.run_record(config_lib.smoke(), manifest)["run_id"] == "7cf9590375bf"
+  assert run_lib.run_record(config_lib.paper(), manifest)["run_id"] == "dd00a0091703"
+
+
+def test_a_context_stage_is_named_in_the_identity_and_makes_another_run(manifest, tmp_path):
+  plain = run_lib.run_record(config_lib.smoke(), manifest)
+  assert "context" not in plain
+  smoother = run_lib.run_record(config_lib.smoke(context="smoother"), manifest)
+  assert smoother["context"] == {
+      "context": "smoother",
+      "context_lag": 0,
+      "context_window": 21,
+      "context_head_steps": 1500
+  }
+  head = run_lib.run_record(config_lib.smoke(context="head", context_lag=2), manifest)
+  assert len({plain["run_id"], smoother["run_id"], head["run_id"]}) == 3
+  assert "context head (lag 2)" in run_lib.describe(head)
+  run_lib.start_run(config_lib.smoke(workdir=str(tmp_path)), manifest)
+  with pytest.raises(run_lib.RunMismatchError) as error:
+    run_lib.start_run(config_lib.smoke(workdir=str(tmp_path), context="smoother"), manifest)
+  assert error.value.differences["context.context"] == (None, "smoother")

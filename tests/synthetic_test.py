@@ -308,3 +308,51 @@ def test_cli_names_missing_hypnograms(tmp_path):
   run = _cli("--hypnograms", str(tmp_path / "none"), "--output_dir", str(tmp_path))
   assert run.returncode == 2 and "none: no such hypnogram file" in run.stderr
   assert _cli("--demo").returncode != 0  # --output_dir is required
+
+
+def test_difficulty_zero_is_the_textbook_signal_and_out_of_range_is_refused(per_stage):
+  labels, eeg = per_stage
+  np.testing.assert_array_equal(
+      synthetic.synthesize_eeg(labels, seed=3, difficulty=0.0).reshape(eeg.shape), eeg)
+  harder = synthetic.synthesize_eeg(labels, seed=3, difficulty=0.8).reshape(eeg.shape)
+  assert not np.array_equal(harder, eeg) and np.abs(harder).max() <= 190
+  with pytest.raises(ValueError, match="difficulty"):
+    synthetic.synthesize_eeg(labels, seed=3, difficulty=1.5)
+
+
+def test_mixing_borrows_a_confusable_stage_with_weights_correlated_between_neighbours():
+  own = np.repeat(np.arange(stages.NUM_STAGES), 4000)
+  borrowed, weight = synthetic.mixing(own, 0.8, np.random.default_rng(0))
+  assert (borrowed != own).all()  # never its own stage
+  for stage in range(stages.NUM_STAGES):  # borrowed as often as CONFUSABLE says
+    counts = np.bincount(borrowed[own == stage], minlength=stages.NUM_STAGES) / 4000
+    np.testing.assert_allclose(counts, synthetic.CONFUSABLE[stage], atol=0.03)
+  assert weight.min() >= 0 and weight.max() <= 0.8
+  assert abs(weight.mean() - 0.4) < 0.02  # uniform on [0, 0.8]
+  lag1 = np.corrcoef(weight[:-1], weight[1:])[0, 1]
+  assert 0.3 < lag1 < 0.7  # neighbours alike (AR coefficient 0.5), not identical
+  unscored = np.array([synthetic.UNSCORED, stages.W])
+  assert synthetic.mixing(unscored, 0.8, np.random.default_rng(0))[0][0] == synthetic.UNSCORED
+
+
+def test_the_harder_variant_is_ambiguous_epoch_by_epoch_but_still_learnable():
+  """The linear classifier of the separability test, on difficulty 0.8: far from perfect,
+  far above chance (5 classes)."""
+
+  def data(seed):
+    annotations = synthetic.synthetic_hypnogram(seed, hours=5)
+    stage_per_epoch = synthetic.stages_from_annotations(
+        annotations, int(hypnogram.scored_duration(annotations) // 30))
+    scored = stage_per_epoch >= 0
+    eeg = synthetic.synthesize_eeg(stage_per_epoch, seed=seed,
+                                   difficulty=0.8).reshape(len(stage_per_epoch), -1)
+    images = spectrogram.spectrogram_images(eeg[scored], config.SpectrogramConfig())
+    pooled = images.reshape(len(images), 28, 8, 28, 8).mean(axis=(2, 4)).reshape(len(images), -1)
+    return pooled / 255.0, stage_per_epoch[scored]
+
+  train = [data(seed) for seed in (1, 2)]
+  x_test, y_test = data(3)
+  classifier = LogisticRegression(max_iter=1000).fit(np.concatenate([x for x, _ in train]),
+                                                     np.concatenate([y for _, y in train]))
+  accuracy = np.mean(classifier.predict(x_test) == y_test)
+  assert 0.55 < accuracy < 0.9

@@ -53,6 +53,14 @@ class TrainConfig:
     batch_norm_momentum: batch-norm moving-average momentum (None: Keras' 0.999 with
       ImageNet weights, 0.9 with random weights, whose statistics must follow weights that
       change fast; BUILD_NOTES.md "Training decisions").
+    context: context across epochs after the per-epoch model (trainers/context_lib.py),
+      fitted per fold on the training subjects: none; smoother (a hidden Markov smoother
+      over the probabilities, transitions counted from the training hypnograms); head (a
+      temporal convolution over the per-epoch features, and the smoother beside it).
+      Staging applies this one. The per-epoch model is the same either way.
+    context_lag: epochs after the decided one that the causal (live) variants read.
+    context_window: epochs each output of the sequence head sees (1 + a multiple of 4).
+    context_head_steps: Adam steps training each sequence head (centred and causal).
   """
   build_dir: str = "out/sleep-edf-20"
   workdir: str = "runs/paper"
@@ -74,6 +82,10 @@ class TrainConfig:
   shuffle_buffer: int = 4096
   colormap_on: str = _choices("host", "host", "device")
   batch_norm_momentum: Optional[float] = None
+  context: str = _choices("none", "none", "smoother", "head")
+  context_lag: int = 0
+  context_window: int = 21
+  context_head_steps: int = 1500
 
   def __post_init__(self):
     for field in dataclasses.fields(self):
@@ -89,6 +101,11 @@ class TrainConfig:
       raise ValueError("epochs per phase must be >= 0")
     if self.batch_norm_momentum is not None and not 0 <= self.batch_norm_momentum < 1:
       raise ValueError(f"batch_norm_momentum must be in [0, 1), got {self.batch_norm_momentum}")
+    if self.context_lag < 0 or self.context_head_steps < 1:
+      raise ValueError("context_lag must be >= 0 and context_head_steps >= 1")
+    if self.context_window < 5 or (self.context_window - 1) % 4:
+      raise ValueError(f"context_window must be 1 + a multiple of 4 (e.g. 17, 21, 25), got "
+                       f"{self.context_window}")
 
   @property
   def shuffle_mode(self) -> str:

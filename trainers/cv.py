@@ -27,6 +27,10 @@ default; add --colormap_on device. Offline, pass a local ImageNet weights file w
   python -m trainers.cv --build_dir out/demo --workdir /tmp/smoke --weights none \
       --phase1_epochs 1 --phase2_epochs 1 --steps_per_epoch 2 --batch_size 4 --fold 3
 
+--context smoother (or head) adds a context stage after the per-epoch model, fitted per
+fold on the training subjects only (trainers/context_lib.py); trainers.report then sets
+the per-epoch model, the smoother and the head side by side (report/context.md).
+
 Exit status: 0 done; 2 bad input (one `error:` line; with no build, the builds there are
 and how to make one); 1 an unexpected error, a bug: its traceback is appended to
 <workdir>/errors.log. TensorFlow's own logs go to <workdir>/tensorflow.log unless --verbose.
@@ -54,7 +58,8 @@ from trainers.config import TrainConfig
 _CONFIG = cli.define_flags(TrainConfig, [
     "build_dir", "workdir", "num_folds", "num_validation_subjects", "weights", "batch_size",
     "phase1_epochs", "phase2_epochs", "learning_rate", "cache", "shuffle", "mixed_precision",
-    "color", "colormap_on", "seed", "steps_per_epoch", "batch_norm_momentum"
+    "color", "colormap_on", "seed", "steps_per_epoch", "batch_norm_momentum", "context",
+    "context_lag", "context_window", "context_head_steps"
 ])
 _FOLD = flags.DEFINE_string(
     "fold", "0", "Fold number (0-based), a list and ranges of them "

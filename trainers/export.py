@@ -12,7 +12,10 @@ or by default from the model card beside the model (a trainers.cv --fold final d
 whose card is copied into export.json; int8 calibrates on the card's build unless
 --calibration_build is given), else the fold directory beside the model (its config.json
 names the build);
-given ones must equal the ones the model was trained with. int8 is calibrated on the
+given ones must equal the ones the model was trained with. A context stage beside the model
+(<its directory>/context/, trainers.cv --context) is exported too (--nocontext: not):
+export.json's "context" and, for a sequence head, images_features_float32.tflite and the
+context_head*.tflite files. int8 is calibrated on the
 first --calibration_examples images of --calibration_build (default: the build the
 parameters came from). What is written, and why float16 and int8 cover the image model
 only: trainers/export_lib.py. Exit status 2 on unusable input, with a message naming the file.
@@ -44,6 +47,9 @@ _CALIBRATION_BUILD = flags.DEFINE_string(
     "preprocessing parameters came from).")
 _CALIBRATION_EXAMPLES = flags.DEFINE_integer("calibration_examples", 256,
                                              "Images used to calibrate int8.")
+_CONTEXT = flags.DEFINE_bool(
+    "context", True, "Export the context stage beside the model (its context/ directory), "
+    "if it has one; staging then applies it.")
 _VERBOSE = flags.DEFINE_bool("verbose", False, "Leave TensorFlow's logs on the terminal.")
 
 
@@ -72,13 +78,20 @@ def main(argv):
                                preprocessing=preprocessing,
                                colormap=_COLORMAP.value,
                                formats=_FORMATS.value,
-                               calibration_images=calibration)
+                               calibration_images=calibration,
+                               context=_CONTEXT.value)
   except (FileNotFoundError, ValueError, KeyError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"SavedModel {os.path.join(_OUTPUT_DIR.value, record['saved_model']['dir'])}")
   for name, entry in record["tflite"].items():
-    print(f"{name:9s} {entry['file']:28s} {entry['bytes']:>11,d} bytes  {entry['input']}")
+    print(f"{name:9s} {entry['file']:31s} {entry['bytes']:>11,d} bytes  {entry['input']}")
+  context = record.get("context")
+  if context:
+    print(f"context: {context['stage']} (causal lag {context['lag']}), transitions and priors in "
+          "export.json")
+    for name, entry in (context.get("head") or {}).items():
+      print(f"{name:11s} {entry['file']:34s} {entry['bytes']:>9,d} bytes  {entry['input']}")
   return 0
 
 

@@ -21,6 +21,14 @@ the build's preprocessing parameters (manifest `config.spectrogram` and the epoc
   export.json                   what was exported: preprocessing, model source, input
                                 and output of each file, sizes, calibration
 
+and, when the model's directory holds a context stage (`trainers.context_lib`: its
+context/ beside the model, written by trainers.cv --context), export.json's "context"
+(the stage staging applies, its lag, the smoother's transitions and priors) and, for a
+sequence head, the images_features signature and `images_features_float32.tflite`
+(probabilities and the Dense-224 features in one output) and the heads as
+`context_head_float32.tflite` and `context_head_causal_float32.tflite`
+(`eegmobile.export_format`).
+
 Every TFLite file is converted from the SavedModel's signatures (one graph): converting a
 `tf.function` that wraps a live Keras 3 model aborts the process in TF 2.17. The module
 is saved with `tf.saved_model.save` and explicit signatures, not `model.export()`, which
@@ -39,6 +47,7 @@ device runs the float32 front end before them (or reads images).
 import dataclasses
 import json
 import os
+import tempfile
 from typing import Iterable, Optional, Sequence
 
 from absl import logging
@@ -50,12 +59,14 @@ from eegmobile import colormaps
 from eegmobile import export_format
 from eegmobile import frontend
 from eegmobile import model as model_lib
+from eegmobile import sequence_head
 from eegmobile import stages
 from eegmobile import storage
 from eegmobile.config import BuildConfig
 from eegmobile.config import SpectrogramConfig
 from tfrecords import datasets
 from tfrecords import manifest as manifest_lib
+from trainers import context_lib
 from trainers import model_card as model_card_lib
 
 EXPORT_FILE = export_format.EXPORT_FILE
@@ -64,6 +75,7 @@ TFLITE_FILES = export_format.TFLITE_FILES
 EPOCHS_SIGNATURE = export_format.EPOCHS_SIGNATURE
 IMAGES_SIGNATURE = export_format.IMAGES_SIGNATURE
 FRONTEND_SIGNATURE = export_format.FRONTEND_SIGNATURE
+IMAGES_FEATURES_SIGNATURE = export_format.IMAGES_FEATURES_SIGNATURE
 Preprocessing = export_format.Preprocessing
 
 
@@ -271,18 +283,24 @@ def check_compatible(path: str, model_in: ModelInput, preprocessing: Preprocessi
                      f"epoch is shorter than one STFT segment ({spec.nperseg})")
 
 
-def _serving_module(model, model_in: ModelInput, preprocessing: Preprocessing, colormap: str):
-  """A tf.Module holding the model, with the three signature functions."""
+def _serving_module(model,
+                    model_in: ModelInput,
+                    preprocessing: Preprocessing,
+                    colormap: str,
+                    features: bool = False):
+  """A tf.Module holding the model, with the three signature functions (and the
+  images_features one, with `features`)."""
   spec, samples = preprocessing.spectrogram, preprocessing.samples_per_epoch
   images_of = frontend.images_fn(spec, samples)
   table = (colormaps.lookup_table(colormap) * 255.0).astype(np.float32)
 
-  def classify(indices):
+  def model_inputs(indices):
     if model_in.colormap:
-      inputs = indices  # the model's ColorMap layer colours them
-    else:
-      inputs = tf.gather(tf.constant(table), tf.cast(indices, tf.int32))
-    return {"probabilities": model(inputs, training=False)}
+      return indices  # the model's ColorMap layer colours them
+    return tf.gather(tf.constant(table), tf.cast(indices, tf.int32))
+
+  def classify(indices):
+    return {"probabilities": model(model_inputs(indices), training=False)}
 
   module = tf.Module()
   # Track the model's tf.Variables themselves, not the Keras model: with the model as an
@@ -298,21 +316,36 @@ def _serving_module(model, model_in: ModelInput, preprocessing: Preprocessing, c
   module.images = tf.function(classify, input_signature=[images_spec])
   module.frontend = tf.function(lambda epochs: {"images": images_of(epochs)},
                                 input_signature=[epochs_spec])
+  if features:
+    both = sequence_head.feature_model(model)  # the same layers and variables
+
+    def classify_with_features(indices):
+      probabilities, values = both(model_inputs(indices), training=False)
+      return {export_format.FEATURES_OUTPUT: tf.concat([probabilities, values], axis=-1)}
+
+    module.images_features = tf.function(classify_with_features, input_signature=[images_spec])
   return module
 
 
-def write_saved_model(model, model_in: ModelInput, preprocessing: Preprocessing, directory: str, *,
-                      colormap: str) -> str:
-  """Writes the SavedModel (signatures serving_default, images, frontend); returns its path."""
-  module = _serving_module(model, model_in, preprocessing, colormap)
+def write_saved_model(model,
+                      model_in: ModelInput,
+                      preprocessing: Preprocessing,
+                      directory: str,
+                      *,
+                      colormap: str,
+                      features: bool = False) -> str:
+  """Writes the SavedModel (signatures serving_default, images, frontend, and
+  images_features with `features`); returns its path."""
+  module = _serving_module(model, model_in, preprocessing, colormap, features)
   path = os.path.join(directory, export_format.SAVED_MODEL_DIR)
-  tf.saved_model.save(module,
-                      path,
-                      signatures={
-                          EPOCHS_SIGNATURE: module.epochs,
-                          IMAGES_SIGNATURE: module.images,
-                          FRONTEND_SIGNATURE: module.frontend
-                      })
+  signatures = {
+      EPOCHS_SIGNATURE: module.epochs,
+      IMAGES_SIGNATURE: module.images,
+      FRONTEND_SIGNATURE: module.frontend
+  }
+  if features:
+    signatures[IMAGES_FEATURES_SIGNATURE] = module.images_features
+  tf.saved_model.save(module, path, signatures=signatures)
   return path
 
 
@@ -340,7 +373,8 @@ def write_tflite(saved_model: str,
                  directory: str,
                  *,
                  formats: Sequence[str] = FORMATS,
-                 calibration_images: Optional[np.ndarray] = None) -> dict[str, str]:
+                 calibration_images: Optional[np.ndarray] = None,
+                 features: bool = False) -> dict[str, str]:
   """Converts the SavedModel's signatures to TFLite files.
 
   Args:
@@ -349,9 +383,11 @@ def write_tflite(saved_model: str,
     formats: any of "float32" (raw epochs in), "float16" and "int8" (images in); the
       float32 front end is written with either of the last two.
     calibration_images: uint8 [n, H, W] images of a build (needed for "int8").
+    features: also the images_features signature, float32 (a SavedModel written with
+      features).
 
   Returns:
-    {format: path} ("frontend" too with float16 or int8).
+    {format: path} ("frontend" too with float16 or int8, "features" with features).
 
   Raises:
     ValueError: an unknown format, or int8 without calibration images.
@@ -370,6 +406,8 @@ def write_tflite(saved_model: str,
     jobs.append(("int8", IMAGES_SIGNATURE, "int8"))
   if "float16" in formats or "int8" in formats:
     jobs.append(("frontend", FRONTEND_SIGNATURE, None))
+  if features:
+    jobs.append(("features", IMAGES_FEATURES_SIGNATURE, None))
   paths = {}
   for name, signature, quantise in jobs:
     paths[name] = os.path.join(directory, TFLITE_FILES[name])
@@ -377,6 +415,64 @@ def write_tflite(saved_model: str,
     storage.write_bytes(paths[name], content)
     logging.info("wrote %s (%d bytes)", paths[name], len(content))
   return paths
+
+
+def context_directory(model_path: str) -> Optional[str]:
+  """The context stage beside a model (<its directory>/context/context.json), or None."""
+  directory = context_lib.context_dir(os.path.dirname(os.path.abspath(model_file(model_path))))
+  return directory if os.path.exists(os.path.join(directory, context_lib.RECORD_FILE)) else None
+
+
+def head_tflite(head) -> bytes:
+  """A sequence head as TFLite: float32 features [1, T, F] -> probabilities [1, T, 5].
+
+  Converted from a SavedModel of its variables, as the image model is (`_serving_module`).
+  """
+  module = tf.Module()
+  module.weights = [v.value for v in head.variables]
+  spec = tf.TensorSpec([1, None, head.input.shape[-1]], tf.float32, name="features")
+  module.run = tf.function(lambda features: {"probabilities": head(features, training=False)},
+                           input_signature=[spec])
+  with tempfile.TemporaryDirectory() as saved:
+    tf.saved_model.save(module, saved, signatures={EPOCHS_SIGNATURE: module.run})
+    return _convert(saved, EPOCHS_SIGNATURE, None, None)
+
+
+def write_context(directory: str, output_dir: str) -> dict:
+  """Writes a fitted context stage (`trainers.context_lib.save`'s directory) into an export.
+
+  Returns:
+    export.json's "context": {"stage" (what staging applies), "lag", "window",
+    "feature_layer", "smoother" (transitions and priors), "training_subjects", and with a
+    head "head": {variant: {"file", "bytes", "causal", "lag", "input"}},
+    "features_file"}.
+  """
+  config, fitted = context_lib.load(directory)
+  record = {
+      "stage": config.stage,
+      "lag": config.lag,
+      "window": config.window,
+      "feature_layer": sequence_head.FEATURE_LAYER,
+      "smoother": fitted["smoother"].to_dict(),
+      "training_subjects": fitted["training_subjects"],
+  }
+  if config.stage == "head":
+    record["head"] = {}
+    for name, causal in (("head", False), ("head_causal", True)):
+      path = os.path.join(output_dir, export_format.CONTEXT_HEAD_FILES[name])
+      content = head_tflite(fitted[name])
+      storage.write_bytes(path, content)
+      size = fitted[name].input.shape[-1]
+      record["head"][name] = {
+          "file": os.path.basename(path),
+          "bytes": len(content),
+          "causal": causal,
+          "lag": config.lag if causal else 0,
+          "input": f"features float32 [1, T, {size}] -> probabilities float32 [1, T, 5]",
+      }
+    record["features_file"] = export_format.TFLITE_FILES["features"]
+    record["feature_size"] = int(fitted["head"].input.shape[-1])
+  return record
 
 
 def build_images(build_dir: str,
@@ -424,7 +520,8 @@ def export(model_path: str,
            preprocessing: Optional[Preprocessing] = None,
            colormap: Optional[str] = None,
            formats: Sequence[str] = FORMATS,
-           calibration_images: Optional[np.ndarray] = None) -> dict:
+           calibration_images: Optional[np.ndarray] = None,
+           context: bool = True) -> dict:
   """Exports a saved Keras model: SavedModel, TFLite files and export.json.
 
   Args:
@@ -438,6 +535,7 @@ def export(model_path: str,
       its own, and another one given is an error.
     formats: TFLite files to write (see `write_tflite`).
     calibration_images: uint8 [n, H, W] images of a build, for int8.
+    context: export the context stage beside the model (`context_directory`), if any.
 
   Returns:
     The export record (also written to <output_dir>/export.json).
@@ -467,13 +565,28 @@ def export(model_path: str,
       raise ValueError(f"calibration images are {tuple(calibration_images.shape[1:])}, the "
                        f"model takes {spec.image_height}x{spec.image_width}")
   os.makedirs(output_dir, exist_ok=True)
-  saved_model = write_saved_model(model, model_in, preprocessing, output_dir, colormap=colormap)
+  context_dir = context_directory(model_path) if context else None
+  context_record = write_context(context_dir, output_dir) if context_dir else None
+  features = bool(context_record and context_record["stage"] == "head")
+  saved_model = write_saved_model(model,
+                                  model_in,
+                                  preprocessing,
+                                  output_dir,
+                                  colormap=colormap,
+                                  features=features)
   paths = write_tflite(saved_model,
                        output_dir,
                        formats=formats,
-                       calibration_images=calibration_images)
+                       calibration_images=calibration_images,
+                       features=features)
   record = _record(model_path, model_in, preprocessing, colormap, paths, calibration_images)
   record["model_card"] = card  # None for a bare .keras file
+  if context_record:  # an export without a context stage has no such key, as before
+    record[export_format.CONTEXT_KEY] = context_record
+  if features:
+    record["saved_model"]["signatures"][IMAGES_FEATURES_SIGNATURE] = (
+        f"{record['tflite']['features']['input']} -> {export_format.FEATURES_OUTPUT} float32 "
+        f"[n, 5 + {model.get_layer(sequence_head.FEATURE_LAYER).units}]")
   storage.write_text(os.path.join(output_dir, EXPORT_FILE),
                      json.dumps(record, indent=1, sort_keys=True))
   return record
@@ -488,6 +601,7 @@ def _record(model_path, model_in, preprocessing, colormap, paths, calibration_im
       "float16": (IMAGES_SIGNATURE, images_in, "float16"),
       "int8": (IMAGES_SIGNATURE, images_in, "int8 (weights and activations)"),
       "frontend": (FRONTEND_SIGNATURE, epochs_in, "float32"),
+      "features": (IMAGES_FEATURES_SIGNATURE, images_in, "float32"),
   }
   return {
       "format": export_format.FORMAT,

@@ -59,10 +59,30 @@ def cv_metrics(workdir: str, run_id: str) -> Optional[dict]:
   }
 
 
-def build_card(config, manifest: dict, run: dict, subjects: list) -> dict:
-  """The card's fields: model, build, preprocessing, classes, training, evaluation."""
-  cv = cv_metrics(config.workdir, run["run_id"])
+def context_card(workdir: str, run: dict, record: Optional[dict]) -> Optional[dict]:
+  """The card's "context" section: the fitted stage (trainers/context_lib.py's context.json
+  of `final`) and, when the workdir holds finished folds of the run, their pooled
+  per-method cross-validation metrics (`report_lib.context_report` rows)."""
+  if record is None:
+    return None
+  done, _ = report_lib.finished_folds(workdir, run["run_id"])
+  report = report_lib.context_report(workdir, done, run) if done else None
   return {
+      **record, "directory": "context",
+      "cross_validation": report["rows"] if report else "none"
+  }
+
+
+def build_card(config,
+               manifest: dict,
+               run: dict,
+               subjects: list,
+               *,
+               context: Optional[dict] = None) -> dict:
+  """The card's fields: model, build, preprocessing, classes, training, evaluation, and the
+  context stage (`context`: the final directory's context.json record, or None)."""
+  cv = cv_metrics(config.workdir, run["run_id"])
+  card = {
       "format": CARD_FORMAT,
       "format_version": CARD_VERSION,
       "model_file": MODEL_FILE,
@@ -81,6 +101,10 @@ def build_card(config, manifest: dict, run: dict, subjects: list) -> dict:
           "cross_validation": cv if cv is not None else "none",
       },
   }
+  section = context_card(config.workdir, run, context)
+  if section is not None:
+    card["context"] = section
+  return card
 
 
 def _markdown(card: dict) -> str:
@@ -118,12 +142,29 @@ Model file: {card['model_file']}.
 ## Evaluation
 {cv_text}
 
-## Limitations
+{_context_markdown(card.get("context"))}## Limitations
 Trained on Sleep-EDF's EEG Fpz-Cz channel (healthy adults). Its accuracy on other montages
 (e.g. a headband's AF7-TP9, staged with `--channel AF7-TP9`), devices, ages or sleep
 disorders is not established; staging another channel says so in its outputs. Not a
 medical device.
 """
+
+
+def _context_markdown(context: Optional[dict]) -> str:
+  if not context:
+    return ""
+  lines = [
+      "## Context across epochs", "",
+      f"Staging applies the {context['stage']} after the per-epoch model (files in "
+      f"{context['directory']}/; causal variants with lag {context['lag']})."
+  ]
+  if context["cross_validation"] != "none":
+    lines.append("Cross-validation of the same run, pooled:")
+    lines += [
+        f"- {row['method']}: ACC {row['acc']}, macro-F1 {row['mf1']}, kappa {row['kappa']}, "
+        f"N1 F1 {row['f1_N1']}" for row in context["cross_validation"]
+    ]
+  return "\n".join(lines) + "\n\n"
 
 
 def write_card(directory: str, card: dict) -> None:

@@ -5,7 +5,10 @@ r"""Pool the folds' predictions into the paper's Table 1, with figures.
 Writes <workdir>/report/: table.md, table.csv, table.json (ACC, macro-F1, kappa, per-class
 F1 of the pooled predictions beside the paper's and peers' published rows), folds.csv (each
 fold's ACC, macro-F1, kappa), confusion.png (counts and row-normalised) and curves.png
-(train vs validation accuracy per fold). It reports the workdir's run (run.json): the
+(train vs validation accuracy per fold); for a run with a context stage (trainers.cv
+--context) also context.md/csv/json: the per-epoch model, the HMM smoother and the sequence
+head (finished-night and causal) on the same test epochs, with their transition errors. It
+reports the workdir's run (run.json): the
 run id and its key settings head every output, and fold directories of another run are
 skipped and named. A run with unfinished folds is marked PARTIAL everywhere;
 --require_complete then exits 1. An s3:// workdir is downloaded to a local scratch copy,

@@ -5,6 +5,8 @@ A workdir holds one run. `<workdir>/run.json` records what defines it:
   build       sha256 of the build's manifest (its canonical bytes), its subset and demo flag
   folds       number of folds and the subject -> fold map
   training    the TrainConfig fields that change what is trained (RUN_FIELDS), seed included
+  context     the context stage's fields (CONTEXT_FIELDS), only when the run has one: a
+              run without a context stage keeps the identity (and run id) it always had
 
 and `run_id`, a short hash of those. Every fold directory records the run id it was trained
 for (`fold_XX/run.json`), so a report pools only folds of the workdir's run. Epoch counts
@@ -42,6 +44,9 @@ RUN_FIELDS = ("num_validation_subjects", "weights", "batch_size", "phase1_epochs
 # Fields that earlier runs recorded and that can now have only this value (the image size is
 # the build's): kept in the identity so that the run ids of earlier runs stay valid.
 FIXED_FIELDS = {"image_size": None}
+# The context stage (trainers/context_lib.py): in the identity only when `context` is not
+# "none", so that runs without one keep their ids.
+CONTEXT_FIELDS = ("context", "context_lag", "context_window", "context_head_steps")
 
 
 class WorkdirError(ValueError):
@@ -101,6 +106,8 @@ def run_record(config, manifest: dict) -> dict:
               _recorded_momentum(config),
       },
   }
+  if getattr(config, "context", "none") != "none":
+    identity["context"] = {name: getattr(config, name) for name in CONTEXT_FIELDS}
   run_id = hashlib.sha256(_canonical(identity).encode()).hexdigest()[:12]
   return {"run_id": run_id, **identity}
 
@@ -116,6 +123,7 @@ def _flatten(record: dict) -> dict:
   flat["folds.num_folds"] = fold_info.get("num_folds")
   flat["folds.fold_of_subject"] = fold_info.get("fold_of_subject")
   flat.update({f"training.{k}": v for k, v in record.get("training", {}).items()})
+  flat.update({f"context.{k}": v for k, v in record.get("context", {}).items()})
   return flat
 
 
@@ -243,4 +251,10 @@ def describe(record: dict) -> str:
           f"{build['manifest_sha256'][:12]}), {record['folds']['num_folds']} folds, "
           f"weights {training['weights']}, batch {training['batch_size']}, "
           f"lr {training['learning_rate']}, phase 1 {training['phase1_epochs']} epochs, "
-          f"seed {training['seed']}")
+          f"seed {training['seed']}" + _describe_context(record.get("context")))
+
+
+def _describe_context(context: Optional[dict]) -> str:
+  if not context:
+    return ""
+  return f", context {context['context']} (lag {context['context_lag']})"

@@ -18,6 +18,9 @@ Per fold, `<workdir>/fold_XX/` holds:
   logs/               TensorBoard
   predictions.csv     one row per test epoch: metadata, label, prediction, probabilities
   metrics.json        the fold's ACC, macro-F1, kappa, per-class F1
+  context/, context_predictions.csv
+                      with a context stage (TrainConfig.context): fitted on the training
+                      subjects, the test subject scored by each method (context_lib)
   DONE                written last
   CLAIM               while a trainers.cv worker trains the fold: its owner and heartbeat
                       (trainers/claims.py)
@@ -43,6 +46,7 @@ from eegmobile import stages
 from eegmobile import storage
 from tfrecords import datasets
 from tfrecords import manifest as manifest_lib
+from trainers import context_lib
 from trainers import fold_results
 from trainers import model_card
 from trainers import run_lib
@@ -299,7 +303,8 @@ def _epoch_summary(entry: dict) -> str:
 
 
 def _score(model, config: TrainConfig, directory: str, split: folds.FoldSplit, test) -> dict:
-  """Predicts the test subjects; writes predictions.csv, metrics.json, then DONE."""
+  """Predicts the test subjects; writes predictions.csv, metrics.json, the context stage's
+  files (with one), then DONE."""
   rows = _predict(model, test)
   fold_results.write_predictions(os.path.join(directory, fold_results.PREDICTIONS), rows)
   labels = np.array([r["label"] for r in rows])
@@ -310,6 +315,8 @@ def _score(model, config: TrainConfig, directory: str, split: folds.FoldSplit, t
       **evaluation.metrics(labels, predicted)
   }
   _write_json(os.path.join(directory, "metrics.json"), metrics)
+  if config.context != "none":
+    context_lib.run_fold(model, config, directory, split, config.total_epochs)
   _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
   return metrics
 
@@ -426,7 +433,11 @@ def train_final(config: TrainConfig, *, restart: bool = False) -> dict:
   logging.info("final (run %s): all %d subjects train, none held out", run["run_id"],
                len(split.train))
   _train_epochs(model, config, directory, train, None, epochs_done, _steps(config, split.train))
-  card = model_card.build_card(config, manifest, run, list(split.train))
+  context = None
+  if config.context != "none":
+    context = context_lib.fit_final(model, config, directory, list(split.train),
+                                    config.total_epochs)
+  card = model_card.build_card(config, manifest, run, list(split.train), context=context)
   model_card.write_card(directory, card)
   _write_json(os.path.join(directory, DONE), {"epochs": config.total_epochs})
   return card

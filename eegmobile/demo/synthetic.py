@@ -42,6 +42,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import scipy.fft
 import scipy.signal
+import scipy.special
 from absl import logging
 
 from eegmobile import edf_reader
@@ -192,27 +193,96 @@ def _sawtooth_trains(rng, signal, epochs) -> None:
   _add_events(signal, starts, amplitude * np.sqrt(envelope) * saw)
 
 
-def synthesize_eeg(stage_per_epoch: np.ndarray, *, seed: int) -> np.ndarray:
+# The harder variant (`difficulty` > 0): the stage an epoch may borrow its look from, with
+# probabilities, per stage (rows and columns W, N1, N2, N3, REM): the confusions scorers
+# and models make (N1 with W and REM, N2 with N1 and N3, N3 with N2).
+CONFUSABLE = np.array([
+    [0.0, 0.5, 0.2, 0.0, 0.3],
+    [0.35, 0.0, 0.3, 0.0, 0.35],
+    [0.0, 0.3, 0.0, 0.4, 0.3],
+    [0.0, 0.0, 1.0, 0.0, 0.0],
+    [0.3, 0.5, 0.2, 0.0, 0.0],
+])
+# How much two neighbouring epochs' mixing weights are alike (an AR(1) coefficient): an
+# epoch that looks like another stage makes its neighbours likelier to, as in real EEG.
+_MIXING_CORRELATION = 0.5
+
+
+def mixing(stage_per_epoch: np.ndarray, difficulty: float,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Per epoch: the stage it borrows from and how much (the harder variant's plan).
+
+  Args:
+    stage_per_epoch: stage index per epoch (`UNSCORED` for none).
+    difficulty: 0..1, the largest weight an epoch gives the borrowed stage.
+    rng: random generator.
+
+  Returns:
+    (borrowed stage index per epoch (the epoch's own for unscored epochs), weight in
+    [0, difficulty] per epoch): uniform weights, correlated between neighbours.
+  """
+  own = np.asarray(stage_per_epoch, np.int64)
+  scored = own >= 0
+  borrowed = own.copy()
+  cumulative = np.cumsum(CONFUSABLE[own[scored]], axis=1)
+  borrowed[scored] = (rng.random((scored.sum(), 1)) > cumulative).sum(axis=1)
+  # AR(1) with unit variance -> uniform in [0, 1] through the normal CDF.
+  noise = rng.standard_normal(len(own))
+  rho = _MIXING_CORRELATION
+  ar = np.concatenate([
+      noise[:1],
+      scipy.signal.lfilter([np.sqrt(1 - rho**2)], [1.0, -rho], noise[1:], zi=[rho * noise[0]])[0]
+  ])
+  return borrowed, difficulty * scipy.special.ndtr(ar)
+
+
+def synthesize_eeg(stage_per_epoch: np.ndarray,
+                   *,
+                   seed: int,
+                   difficulty: float = 0.0) -> np.ndarray:
   """Synthetic EEG Fpz-Cz (uV, 100 Hz) following per-epoch stages.
+
+  With `difficulty` > 0 (the harder variant, for measuring what context across epochs
+  adds) each scored epoch borrows from a confusable stage (`CONFUSABLE`): its continuous
+  background is sqrt(1 - w) of its own stage's plus sqrt(w) of the other's (same power,
+  mixed spectral shape), and with probability w its transients (spindles, K-complexes,
+  vertex waves, sawtooth trains) are the other stage's instead of its own; w is uniform
+  in [0, difficulty] and correlated between neighbouring epochs (`mixing`). An epoch
+  then looks ambiguous on its own while its neighbours still say where the night is.
+  difficulty 0 gives exactly the signals of earlier versions.
 
   Args:
     stage_per_epoch: stage index (`stages.W` .. `stages.REM`) per 30 s epoch, or
       `UNSCORED` (-1).
     seed: random seed; the same stages and seed give the same samples.
+    difficulty: 0 (textbook stages) to 1 (an epoch may look mostly like another stage).
 
   Returns:
     float32 array of len(stage_per_epoch) * 3000 samples within +-190 uV.
 
   Raises:
-    ValueError: stage indices out of range.
+    ValueError: stage indices out of range, or difficulty outside 0..1.
   """
   rows = _rows(stage_per_epoch)
+  if not 0 <= difficulty <= 1:
+    raise ValueError(f"difficulty must be within 0..1, got {difficulty}")
   rng = np.random.default_rng(seed)
-  signal = _background(rng, rows).ravel()
-  _spindles(rng, signal, np.flatnonzero(rows == stages.N2))
-  _k_complexes(rng, signal, np.flatnonzero(rows == stages.N2))
-  _vertex_waves(rng, signal, np.flatnonzero(rows == stages.N1))
-  _sawtooth_trains(rng, signal, np.flatnonzero(rows == stages.REM))
+  signal = _background(rng, rows)
+  transient_rows = rows
+  if difficulty > 0:
+    # A generator of its own: the plan never shifts the draws of the textbook signal.
+    plan = np.random.default_rng([seed, 1])
+    borrowed, weight = mixing(np.where(rows == _UNSCORED_ROW, UNSCORED, rows), difficulty, plan)
+    other_rows = np.where(rows == _UNSCORED_ROW, rows, borrowed)
+    other = _background(plan, other_rows)
+    signal *= np.sqrt(1 - weight)[:, None].astype(np.float32)
+    signal += np.sqrt(weight)[:, None].astype(np.float32) * other
+    transient_rows = np.where(plan.random(len(rows)) < weight, other_rows, rows)
+  signal = signal.ravel()
+  _spindles(rng, signal, np.flatnonzero(transient_rows == stages.N2))
+  _k_complexes(rng, signal, np.flatnonzero(transient_rows == stages.N2))
+  _vertex_waves(rng, signal, np.flatnonzero(transient_rows == stages.N1))
+  _sawtooth_trains(rng, signal, np.flatnonzero(transient_rows == stages.REM))
   return np.clip(signal, -_EEG_LIMIT, _EEG_LIMIT, out=signal)
 
 
@@ -272,22 +342,28 @@ def _temperature(rng: np.random.Generator, rows: np.ndarray) -> np.ndarray:
   return np.clip(temp + 0.005 * rng.standard_normal(len(seconds)), 34, 40)
 
 
-def psg_signals(stage_per_epoch: np.ndarray, *, seed: int) -> list[edf_writer.Signal]:
+def psg_signals(stage_per_epoch: np.ndarray,
+                *,
+                seed: int,
+                difficulty: float = 0.0) -> list[edf_writer.Signal]:
   """The 7 signals of a synthetic Sleep-EDF cassette PSG (pure: no file I/O).
 
   Args:
     stage_per_epoch: stage index per 30 s epoch (`UNSCORED` for none).
     seed: random seed.
+    difficulty: of the EEG (`synthesize_eeg`); the other channels follow the stages.
 
   Returns:
     One `edf_writer.Signal` per `edf_writer.SLEEP_EDF_SC_LAYOUT` entry, in its order.
 
   Raises:
-    ValueError: stage indices out of range.
+    ValueError: stage indices out of range, or a difficulty outside 0..1.
   """
   rows = _rows(stage_per_epoch)
   eeg_seed, other_seed = np.random.SeedSequence(seed).spawn(2)
-  fpz = synthesize_eeg(stage_per_epoch, seed=int(eeg_seed.generate_state(1)[0]))
+  fpz = synthesize_eeg(stage_per_epoch,
+                       seed=int(eeg_seed.generate_state(1)[0]),
+                       difficulty=difficulty)
   rng = np.random.default_rng(other_seed)
   noise = _leaky(rng.standard_normal(len(fpz), np.float32), 0.05, FS)
   pz = np.clip(0.45 * fpz + 4 * noise / noise.std(), -190, 190)
@@ -334,7 +410,8 @@ def synthesize_psg(path: str,
                    patient: str = "X X X X",
                    recording: str = "Startdate X X X X",
                    startdate: str = "01.01.89",
-                   starttime: str = "16.00.00") -> np.ndarray:
+                   starttime: str = "16.00.00",
+                   difficulty: float = 0.0) -> np.ndarray:
   """Writes a synthetic PSG in the Sleep-EDF cassette layout.
 
   Args:
@@ -346,6 +423,7 @@ def synthesize_psg(path: str,
       trailing "Sleep stage ?" starts (`hypnogram.scored_duration`), or 30 s per stage.
       Epochs past the given stages are unscored; stages past it are cut off.
     patient, recording, startdate, starttime: EDF header fields.
+    difficulty: 0 (textbook stages) to 1 (`synthesize_eeg`).
 
   Returns:
     The stage index per epoch that the EEG follows.
@@ -371,7 +449,7 @@ def synthesize_psg(path: str,
   else:
     stage_per_epoch = stages_from_annotations(hypnogram, num_epochs)
   edf_writer.write_edf(path,
-                       psg_signals(stage_per_epoch, seed=seed),
+                       psg_signals(stage_per_epoch, seed=seed, difficulty=difficulty),
                        patient=patient,
                        recording=recording,
                        startdate=startdate,
@@ -510,7 +588,8 @@ def find_hypnograms(source: str) -> list[str]:
 def synthesize_for_hypnograms(hypnogram_paths: Sequence[str],
                               output_dir: str,
                               *,
-                              seed: int = 0) -> list[str]:
+                              seed: int = 0,
+                              difficulty: float = 0.0) -> list[str]:
   """Writes a synthetic PSG for each real hypnogram, and a copy of the hypnogram beside it.
 
   For `SC4ssNEx-Hypnogram.edf` it writes `<output_dir>/sleep-cassette/SC4ssNE0-PSG.edf`
@@ -521,6 +600,7 @@ def synthesize_for_hypnograms(hypnogram_paths: Sequence[str],
     hypnogram_paths: Sleep-EDF hypnogram files.
     output_dir: where the recordings go.
     seed: random seed; every night gets its own (`night_seed`).
+    difficulty: 0 (textbook stages) to 1: the harder variant (`synthesize_eeg`).
 
   Returns:
     The PSG paths written, in the order of the sorted hypnogram paths.
@@ -547,7 +627,8 @@ def synthesize_for_hypnograms(hypnogram_paths: Sequence[str],
                                      patient=header.patient,
                                      recording=header.recording,
                                      startdate=header.startdate,
-                                     starttime=header.starttime)
+                                     starttime=header.starttime,
+                                     difficulty=difficulty)
     _copy_atomically(path, os.path.join(folder, os.path.basename(path)))
     written.append(psg)
     logging.info("synthetic PSG %d/%d: %s (%.2f h, %d epochs)", i + 1, len(hypnogram_paths), psg,
@@ -560,7 +641,8 @@ def make_demo_dataset(output_dir: str,
                       subjects: Sequence[int] = (0, 1, 2, 3),
                       nights: Sequence[int] = (1, 2),
                       hours: float = 4.0,
-                      seed: int = 0) -> list[str]:
+                      seed: int = 0,
+                      difficulty: float = 0.0) -> list[str]:
   """Writes a small Sleep-EDF-shaped set of synthetic hypnograms and PSGs.
 
   Files are named like Sleep-EDF's (`sleep-cassette/SC4ssNE0-PSG.edf` and
@@ -574,6 +656,7 @@ def make_demo_dataset(output_dir: str,
     nights: night numbers (1 or 2).
     hours: length of each recording.
     seed: random seed; every night gets its own (`night_seed`).
+    difficulty: 0 (textbook stages) to 1: the harder variant (`synthesize_eeg`).
 
   Returns:
     The PSG paths written.
@@ -591,7 +674,7 @@ def make_demo_dataset(output_dir: str,
                                  startdate="01.01.89",
                                  starttime="16.00.00")
       psg = os.path.join(folder, f"{key}0-PSG.edf")
-      synthesize_psg(psg, annotations, seed=this_seed)
+      synthesize_psg(psg, annotations, seed=this_seed, difficulty=difficulty)
       written.append(psg)
       logging.info("demo night %d/%d: %s", len(written), len(subjects) * len(nights), psg)
   return written

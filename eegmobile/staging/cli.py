@@ -10,6 +10,13 @@ r"""Stage nights from EDF files with an exported EEGMobile model: `python -m eeg
   python -m eegmobile.stage --board muse_s --channel AF7-TP9 --model exports/final \
       --board_param mac_address=00:55:DA:B0:00:00 --record night-2026-12-06
 
+An export with a context stage (trainers.cv --context) applies it: for a finished night
+the smoother's forward-backward or the centred sequence head; --context_lag k stages
+causally, as a live night would be (each epoch from the epochs up to k after it);
+--context none gives the per-epoch model alone (eegmobile/staging/context_stage.py). A live
+night applies it causally, at --context_lag k (default: the lag the export's causal stage
+was fitted with): each epoch's context stage is written once k epochs after it have come.
+
 Each night gives <output_dir>/<record>.stages.tsv, .hypnogram.edf, .hypnogram.png and
 .sleep_stats.json (eegmobile/staging/outputs.py), and with --hypnogram <record>.metrics.json
 (accuracy, Cohen's kappa, per-class F1, confusion matrix). A directory stages every
@@ -42,6 +49,7 @@ from absl import flags
 from eegmobile import cli
 from eegmobile import errors
 from eegmobile import plots
+from eegmobile.staging import context_stage
 from eegmobile.staging import live
 from eegmobile.staging import runtimes
 from eegmobile.staging import stage_lib
@@ -56,8 +64,9 @@ _HYPNOGRAM_DIR = flags.DEFINE_string(
     "hypnogram_dir", None, "A directory of experts' hypnograms: each night is scored against "
     "its own (Sleep-EDF names pair SC4001E0-PSG.edf with SC4001EC-Hypnogram.edf; NAME.edf "
     "pairs with NAME-Hypnogram.edf) and the pooled metrics are written too.")
-_CONFIG = cli.define_flags(stage_lib.StageConfig,
-                           ["channel", "runtime", "precision", "threads", "batch_size"])
+_CONFIG = cli.define_flags(
+    stage_lib.StageConfig,
+    ["channel", "runtime", "precision", "threads", "batch_size", "context", "context_lag"])
 _STREAM = flags.DEFINE_string("stream", None,
                               "Stage an LSL stream as it arrives: lsl:NAME (the stream's name).")
 _BOARD = flags.DEFINE_string(
@@ -113,7 +122,7 @@ def _check_arguments(args: list[str]) -> list[str]:
   return nights
 
 
-def _stage_one(i: int, nights: list[str], model, config) -> dict:
+def _stage_one(i: int, nights: list[str], model, config, context=None) -> dict:
   """Stages nights[i - 1] and prints its lines; the result has "failed"/"unpaired" on failure."""
   path = nights[i - 1]
   hypnogram, unpaired = _HYPNOGRAM.value, None
@@ -123,7 +132,12 @@ def _stage_one(i: int, nights: list[str], model, config) -> dict:
     except errors.PairingError as e:
       unpaired = e
   try:
-    result = stage_lib.stage_night(path, model, _OUTPUT_DIR.value, config, hypnogram_path=hypnogram)
+    result = stage_lib.stage_night(path,
+                                   model,
+                                   _OUTPUT_DIR.value,
+                                   config,
+                                   hypnogram_path=hypnogram,
+                                   context=context)
   except (errors.RecordingError, FileNotFoundError) as e:
     print(f"[{i}/{len(nights)}] error: {e}", file=sys.stderr)
     return {"failed": path}
@@ -193,11 +207,18 @@ def _run_live(args: list[str]) -> int:
     spec, params = _live_arguments(args)
     config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
     live_config = cli.from_flags(live.LiveConfig, _LIVE)
+    kind = context_stage.resolve(context_stage.recorded(_MODEL.value), config.context)
     model = runtimes.load(_MODEL.value,
                           runtime=config.runtime,
                           threads=config.threads,
-                          precision=config.precision)
+                          precision=config.precision,
+                          features=kind == "head")
     stage_lib.check_preprocessing(model, config)
+    context = context_stage.live_stage(_MODEL.value,
+                                       kind,
+                                       config.context_lag,
+                                       runtime=model.runtime,
+                                       threads=model.threads)
     source = sources.open_source(spec, config.channel, params)
   except sources.MissingDependency as e:
     print(f"error: {e}", file=sys.stderr)
@@ -215,7 +236,8 @@ def _run_live(args: list[str]) -> int:
                       _OUTPUT_DIR.value,
                       record=record,
                       config=config,
-                      live=live_config)
+                      live=live_config,
+                      context=context)
   except live.StateError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -228,20 +250,28 @@ def _run(args: list[str]) -> int:
   try:
     nights = _check_arguments(args)
     config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
+    kind = context_stage.resolve(context_stage.recorded(_MODEL.value), config.context)
     model = runtimes.load(_MODEL.value,
                           runtime=config.runtime,
                           threads=config.threads,
-                          precision=config.precision)
+                          precision=config.precision,
+                          features=kind == "head")
     stage_lib.check_preprocessing(model, config)
+    context = context_stage.load(_MODEL.value,
+                                 kind,
+                                 config.context_lag,
+                                 runtime=model.runtime,
+                                 threads=model.threads)
   except (ValueError, FileNotFoundError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print(f"model {model.path} ({model.input_kind}; {model.runtime} {model.precision}, "
-        f"{model.threads} threads); {len(nights)} night(s)")
+        f"{model.threads} threads); {len(nights)} night(s)" +
+        (f"; context: {context.kind}, {context.describe()['mode']}" if context else ""))
   # pyplot is slow to import (BUILD_NOTES.md "Start-up"): import it while the first night is
   # scored, not after.
   threading.Thread(target=plots.pyplot, daemon=True).start()
-  results = [_stage_one(i, nights, model, config) for i in range(1, len(nights) + 1)]
+  results = [_stage_one(i, nights, model, config, context) for i in range(1, len(nights) + 1)]
   failed = [r["failed"] for r in results if "failed" in r]
   not_scored = [r["unpaired"] for r in results if "unpaired" in r]
   print(f"staged {len(nights) - len(failed)} of {len(nights)} night(s)" +

@@ -25,6 +25,17 @@ timestamps measure is logged every hour and at the end (of a run of a minute or 
 
 The model was trained on Fpz-Cz; another channel or pair (a headband's AF7-TP9) stages,
 and the output says its accuracy there is not established (`stage_lib.montage_note`).
+
+With a context stage (`context_stage.live_stage`: the export's smoother or causal sequence
+head, lag k) each epoch's context probabilities come once k epochs after it have come (the
+last k at the end of the night), causally: nothing after epoch t + k is read. The outputs
+then follow the context stage, as offline staging's with the same stage and --context_lag:
+the TSV has the epochs decided so far, its second column group the per-epoch model's own
+(`outputs`). An epoch's context probabilities, once written, are never revised; the
+smoother steps through unscored epochs with its transition matrix, the head reads them as
+zero features (as in training). The state keeps them ("s" of each epoch) and what rebuilds
+the stage when the night continues (the smoother replays the epochs' probabilities; the
+head keeps its last window + k epochs' features, "context_inputs").
 """
 
 import contextlib
@@ -35,10 +46,11 @@ import os
 import signal
 import threading
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
 
+from eegmobile import context as context_lib
 from eegmobile import stages
 from eegmobile import storage
 from eegmobile.staging import outputs
@@ -50,6 +62,8 @@ from eegmobile.staging import stream
 
 STATE_FORMAT = 1
 EPOCH_SECONDS = stage_lib.EPOCH_SECONDS
+# A context stage fed one epoch at a time (`context_stage.live_stage`).
+LiveContext = Union[context_lib.CausalSmoother, context_lib.CausalHead]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,9 +128,11 @@ def read_state(output_dir: str, record: str) -> Optional[dict]:
 
 
 def _check_continuable(state: dict, fresh: dict, path: str) -> None:
+  # A state without "context" (none, or written before context stages) had none.
   differ = [
-      f"{k} {state[k]!r} (state) vs {fresh[k]!r} (now)" for k in ("model", "channel", "rate")
-      if state[k] != fresh[k]
+      f"{k} {state.get(k)!r} (state) vs {fresh.get(k)!r} (now)" for k in ("model", "channel",
+                                                                          "rate", "context")
+      if state.get(k) != fresh.get(k)
   ]
   if differ:
     raise StateError(f"{path}: the night there was staged with another setup: " +
@@ -132,16 +148,106 @@ def _format_epoch(epoch: stream.StagedEpoch, start: datetime.datetime, latency: 
   return f"{head}  {stages.STAGES[epoch.stage]:<4} {p}  ({latency * 1000:.0f} ms)"
 
 
+def _format_context(index: int, probabilities: np.ndarray, start: datetime.datetime) -> str:
+  clock = (start + datetime.timedelta(seconds=index * EPOCH_SECONDS)).strftime("%H:%M:%S")
+  p = "  ".join(f"{s} {v:.2f}" for s, v in zip(stages.STAGES, probabilities))
+  return f"context {index:5d}  {clock}  {stages.STAGES[int(np.argmax(probabilities))]:<4} {p}"
+
+
+class _Context:
+  """The context stage run causally over the night's epochs, in order (module docstring).
+
+  `add` and `finish` return the epochs it decides: (index, float32 [5] probabilities as
+  offline staging writes them, `context.as_probabilities`).
+  """
+
+  def __init__(self, stage: LiveContext, feature_size: int):
+    self.stage = stage
+    self.kind = "head" if isinstance(stage, context_lib.CausalHead) else "smoother"
+    self._zeros = np.zeros(feature_size, np.float32)  # the head's input for an unscored epoch
+    self._pending: list[tuple[int, bool]] = []  # (index, scored) fed, not yet decided
+    self._last_scored: Optional[int] = None
+    # The head's inputs of the last window + lag epochs (None: unscored), for a restart.
+    self.inputs: list[Optional[np.ndarray]] = []
+
+  def describe(self) -> dict:
+    return context_lib.describe(self.kind, self.stage.lag)
+
+  def add(self, index: int, probabilities: Optional[np.ndarray],
+          features: Optional[np.ndarray]) -> list[tuple[int, np.ndarray]]:
+    """Feeds epoch `index` (the one after the last fed; probabilities None: unscored)."""
+    scored = probabilities is not None
+    if self.kind == "smoother":
+      if not scored:
+        return []  # stepped through with the transition matrix at the next scored epoch
+      steps = 1 if self._last_scored is None else index - self._last_scored
+      self._last_scored = index
+      self._pending.append((index, True))
+      return self._decided(self.stage.update(probabilities, steps=steps))
+    if scored and features is None:
+      raise ValueError("the sequence head needs the per-epoch features: load the model "
+                       "with features (runtimes.load(..., features=True))")
+    self._pending.append((index, scored))
+    self.inputs = (self.inputs +
+                   [features if scored else None])[-(self.stage.window + self.stage.lag):]
+    return self._decided(self.stage.update(features if scored else self._zeros))
+
+  def finish(self) -> list[tuple[int, np.ndarray]]:
+    """The end of the night: the epochs still pending, from the epochs there are."""
+    decided = self._decided(self.stage.finish())
+    self._pending, self._last_scored = [], None
+    return decided
+
+  def resume(self, epochs: list[dict], inputs: list) -> list[tuple[int, np.ndarray]]:
+    """Rebuilds the stage from a state's epochs (and the head's stored inputs)."""
+    decided = []
+    if self.kind == "smoother":
+      for i, e in enumerate(epochs):
+        decided += self.add(i, None if e["p"] is None else np.array(e["p"], np.float32), None)
+      return decided
+    first = len(epochs) - len(inputs)
+    for i, features in enumerate(inputs, first):
+      p = epochs[i]["p"]
+      decided += self.add(i, None if p is None else np.array(p, np.float32),
+                          None if features is None else np.array(features, np.float32))
+    return decided
+
+  def _decided(self, rows: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    decided = []
+    for row in rows:
+      index, scored = self._pending.pop(0)
+      if scored:  # the head's output for an unscored epoch is dropped
+        decided.append((index, context_lib.as_probabilities(row[None])[0]))
+    return decided
+
+
 class _Night:
   """The night's epochs and its files."""
 
-  def __init__(self, output_dir: str, record: str, state: dict, plot_every: int,
-               log: Callable[[str], None]):
+  def __init__(self,
+               output_dir: str,
+               record: str,
+               state: dict,
+               plot_every: int,
+               log: Callable[[str], None],
+               context: Optional[_Context] = None):
     self.output_dir, self.record, self.state = output_dir, record, state
-    self.plot_every, self.log = plot_every, log
+    self.plot_every, self.log, self.context = plot_every, log, context
     self.start = datetime.datetime.fromtimestamp(state["clock_origin"])
     self._since_plot = 0
     self.latencies: list[float] = []
+    if context is not None:  # a continued night: the stage as the last run left it
+      self._keep(context.resume(state["epochs"], state.get("context_inputs", [])))
+
+  def _keep(self, decided: list[tuple[int, np.ndarray]]) -> list[tuple[int, np.ndarray]]:
+    """Puts the context stage's decisions into the state; an epoch's first one stays."""
+    kept = []
+    for index, probabilities in decided:
+      entry = self.state["epochs"][index]
+      if "s" not in entry:
+        entry["s"] = [float(v) for v in probabilities]  # exact, as "p"
+        kept.append((index, probabilities))
+    return kept
 
   @property
   def next_epoch(self) -> int:
@@ -150,6 +256,7 @@ class _Night:
   def add(self, epochs: list[stream.StagedEpoch], final: bool = False) -> None:
     if not epochs and not final:
       return
+    decided = []
     for e in epochs:
       assert e.index == self.next_epoch, (e.index, self.next_epoch)
       self.state["epochs"].append({
@@ -157,6 +264,10 @@ class _Night:
           "p": None if e.probabilities is None else [float(v) for v in e.probabilities],
           "reason": e.reason
       })
+      if self.context is not None:
+        decided += self._keep(self.context.add(e.index, e.probabilities, e.features))
+    if self.context is not None and final:
+      decided += self._keep(self.context.finish())
     self._since_plot += len(epochs)
     plot = final or self._since_plot >= self.plot_every
     self.write(plot=plot)
@@ -166,17 +277,33 @@ class _Night:
       if e.scored:
         self.latencies.append(latency)
       self.log(_format_epoch(e, self.start, latency))
+    for index, probabilities in decided:
+      self.log(_format_context(index, probabilities, self.start))
     if plot:
       self._since_plot = 0
 
   def write(self, plot: bool) -> None:
     """The outputs, then the state (so a state never runs ahead of the outputs)."""
-    scored = [(i, e["p"]) for i, e in enumerate(self.state["epochs"]) if e["p"] is not None]
+    epochs = self.state["epochs"]
+    per_epoch = more = None
+    if self.context is None:
+      scored = [(i, e["p"]) for i, e in enumerate(epochs) if e["p"] is not None]
+    else:  # the epochs the context stage has decided, its probabilities and the model's
+      scored = [(i, e["s"]) for i, e in enumerate(epochs) if "s" in e]
+      per_epoch = np.array([epochs[i]["p"] for i, _ in scored], np.float32)
+      more = self.context.describe()
+      if self.context.kind == "head":
+        self.state["context_inputs"] = [
+            None if f is None else [float(v) for v in f] for f in self.context.inputs
+        ]
     base = os.path.join(self.output_dir, self.record)
     if scored:
       onsets = np.array([i * EPOCH_SECONDS for i, _ in scored])
       probabilities = np.array([p for _, p in scored], np.float32)
-      outputs.write_tsv(f"{base}.stages.tsv", onsets, probabilities)
+      outputs.write_tsv(f"{base}.stages.tsv",
+                        onsets,
+                        probabilities,
+                        per_epoch_probabilities=per_epoch)
       outputs.write_hypnogram_edf(f"{base}.hypnogram.edf",
                                   onsets,
                                   probabilities,
@@ -188,24 +315,32 @@ class _Night:
       unscored = [{
           "onset": i * EPOCH_SECONDS,
           "reason": e["reason"]
-      } for i, e in enumerate(self.state["epochs"]) if e["p"] is None]
+      } for i, e in enumerate(epochs) if e["p"] is None]
+      night = {
+          "source": self.state["source"],
+          "channel": self.state["channel"],
+          "finished": self.state["finished"],
+          "unscored_epochs": unscored
+      }
+      context = {}
+      if more is not None:  # as offline staging's, and the scored epochs not yet decided
+        context = {"context": more}
+        night["awaiting_context"] = sum(e["p"] is not None and "s" not in e for e in epochs)
       outputs.write_statistics(
           f"{base}.sleep_stats.json", {
               **statistics, "trailing_partial_epoch": None,
-              "live": {
-                  "source": self.state["source"],
-                  "channel": self.state["channel"],
-                  "finished": self.state["finished"],
-                  "unscored_epochs": unscored
-              },
-              "montage": self.state["montage"]
+              "live": night,
+              "montage": self.state["montage"],
+              **context
           })
       if plot:
         outputs.plot_night(f"{base}.hypnogram.png",
                            onsets,
                            probabilities,
                            start=self.start,
-                           title=self.record)
+                           title=self.record if more is None else
+                           f"{self.record}: after the context stage ({more['kind']}, "
+                           f"{more['mode']})")
     self.state["updated"] = datetime.datetime.now().isoformat(timespec="seconds")
     storage.write_text(state_path(self.output_dir, self.record),
                        json.dumps(self.state, indent=None, separators=(",", ":")) + "\n")
@@ -234,7 +369,8 @@ def run(source: sources.Source,
         config: stage_lib.StageConfig = stage_lib.StageConfig(),
         live: LiveConfig = LiveConfig(),
         log: Callable[[str], None] = print,
-        stop: Optional[threading.Event] = None) -> dict:
+        stop: Optional[threading.Event] = None,
+        context: Optional[LiveContext] = None) -> dict:
   """Stages `source` until it ends, stalls (with on_stall end), `duration` passes, or a stop.
 
   Args:
@@ -246,15 +382,27 @@ def run(source: sources.Source,
     live: how the night is run.
     log: where the lines go.
     stop: set it to end the night (Ctrl-C and SIGTERM set it too, on the main thread).
+    context: the context stage to apply causally (`context_stage.live_stage`; a fresh one),
+      or None. A sequence head needs a model loaded with features.
 
   Returns:
     {"record", "epochs" (this run's), "scored", "unscored" ({reason: count}), "ended" (why),
      "night_epochs" (the whole night's), "latencies" (seconds, scored epochs), "state"
-     (its path), "continued" (bool)}.
+     (its path), "continued" (bool); with a context stage "context"
+     (`context.describe`) and "decided" (epochs it has decided)}.
 
   Raises:
-    StateError: an output that cannot be continued.
+    StateError: an output that cannot be continued (or continued with another context
+      stage).
+    ValueError: a sequence head with a model loaded without features.
   """
+  live_context = None
+  if context is not None:
+    live_context = _Context(context, model.feature_size)
+    if live_context.kind == "head" and model.predict_features is None:
+      source.close()
+      raise ValueError(f"{model.path}: the sequence head needs the per-epoch features: load "
+                       "the model with features (runtimes.load(..., features=True))")
   os.makedirs(output_dir, exist_ok=True)
   fresh = {
       "format": STATE_FORMAT,
@@ -266,6 +414,8 @@ def run(source: sources.Source,
       "montage": stage_lib.montage_note(source.channel_label),
       "finished": False,
   }
+  if live_context is not None:
+    fresh["context"] = live_context.describe()
   try:
     state = read_state(output_dir, record)
     if state is not None:
@@ -278,13 +428,21 @@ def run(source: sources.Source,
     log(f"note: {note}")
   if fresh["montage"]:
     log(f"note: {fresh['montage']['note']}")
+  if live_context is not None:
+    lag = live_context.stage.lag
+    log(f"context: {live_context.kind}, {fresh['context']['mode']}: each epoch's context "
+        f"stage comes {lag} epoch(s) after it")
   stop = stop or threading.Event()
   with _signals_set(stop):
-    result = _loop(source, model, output_dir, record, config, live, log, stop, state, fresh)
+    result = _loop(source, model, output_dir, record, config, live, log, stop, state, fresh,
+                   live_context)
+  if live_context is not None:
+    result["context"] = fresh["context"]
   return {**result, "continued": state is not None}
 
 
-def _loop(source, model, output_dir, record, config, live, log, stop, state, fresh) -> dict:
+def _loop(source, model, output_dir, record, config, live, log, stop, state, fresh,
+          live_context) -> dict:
   night: Optional[_Night] = None
   stager: Optional[stream.StreamingStager] = None
   first_time = last_time = None
@@ -337,7 +495,7 @@ def _loop(source, model, output_dir, record, config, live, log, stop, state, fre
           log(f"{source.description}: {source.channel_label} at {source.rate:g} Hz -> "
               f"{output_dir}/{record}.* (continuing the night from epoch "
               f"{len(state['epochs'])}; the time in between is unscored)")
-        night = _Night(output_dir, record, state, live.plot_every, log)
+        night = _Night(output_dir, record, state, live.plot_every, log, live_context)
         stager = stream.StreamingStager(model,
                                         rate=source.rate,
                                         unit=source.unit,
@@ -371,7 +529,9 @@ def _loop(source, model, output_dir, record, config, live, log, stop, state, fre
       (f", unscored: {', '.join(f'{n} {r}' for r, n in unscored.items())}" if unscored else "") +
       (f"; latency median {np.median(latencies) * 1000:.0f} ms, 99th percentile "
        f"{np.percentile(latencies, 99) * 1000:.0f} ms" if latencies else ""))
+  decided = {"decided": sum("s" in e for e in epochs)} if live_context is not None else {}
   return {
+      **decided,
       "record": record,
       "epochs": this_run,
       "night_epochs": len(epochs),

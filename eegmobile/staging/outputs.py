@@ -11,7 +11,10 @@ recording that does not end on an epoch boundary leaves a trailing partial epoch
 * TSV (`write_tsv`): a header row, then one row per staged epoch: onset, duration (s),
   stage (name), p_W, p_N1, p_N2, p_N3, p_REM, confidence (the largest probability).
   Nothing else: a plain table that pandas, BIDS tools and spreadsheets read as it is (a
-  trailing partial epoch is recorded in the JSON).
+  trailing partial epoch is recorded in the JSON). With a context stage (issue 17),
+  stage, p_* and confidence are the context stage's (what every other output follows),
+  and a second column group, `PER_EPOCH_COLUMNS` (per_epoch_stage, per_epoch_p_W ..
+  per_epoch_p_REM), holds the per-epoch model's own.
 * EDF+ (`write_hypnogram_edf`): an annotation-only EDF+C file laid out like Sleep-EDF's
   hypnograms (`eegmobile.edf_writer.write_hypnogram`), one annotation per run of
   consecutive epochs of one stage: "Sleep stage W", "Sleep stage 1", "Sleep stage 2",
@@ -24,12 +27,13 @@ recording that does not end on an epoch boundary leaves a trailing partial epoch
   `label_epochs` of the file gives back the staged epochs and their stages. The header
   holds the start date and time and, in its recording field, "eegmobile" and the record.
 * PNG (`plot_night`): the hypnogram (W, REM, N1, N2, N3 from top to bottom, REM drawn
-  in red) above the hypnodensity (the stage probabilities stacked over time); time in
-  hours from the start of the recording, or clock time when its start is given.
+  in red) above the hypnodensity (the stage probabilities stacked over time: with a
+  context stage, its probabilities, named in the title); time in hours from the start of
+  the recording, or clock time when its start is given.
 * JSON (`write_statistics`): `eegmobile.staging.sleep_stats.sleep_statistics` of the
   night, and "trailing_partial_epoch" ({"onset", "duration"} in seconds of the unstaged
   end of the recording, or null), canonical (sorted keys, one-space indent, trailing
-  newline).
+  newline); with a context stage also "context" (its kind, lag and mode).
 
 Every file is written whole or not at all (`eegmobile.storage`); errors name the file.
 """
@@ -60,6 +64,9 @@ ANNOTATION_OF_STAGE: dict[int, str] = {
 }
 TSV_COLUMNS: tuple[str, ...] = ("onset", "duration", "stage", *(f"p_{s}" for s in stages.STAGES),
                                 "confidence")
+# With a context stage: the per-epoch model's own stage and probabilities, after TSV_COLUMNS.
+PER_EPOCH_COLUMNS: tuple[str,
+                         ...] = ("per_epoch_stage", *(f"per_epoch_p_{s}" for s in stages.STAGES))
 # Hypnogram rows, top to bottom (the clinical convention: REM just below wake).
 HYPNOGRAM_ORDER: tuple[int, ...] = (stages.W, stages.REM, stages.N1, stages.N2, stages.N3)
 STAGE_COLORS: dict[int, str] = {
@@ -165,7 +172,8 @@ def write_tsv(path: str,
               onsets: Sequence[float],
               probabilities: np.ndarray,
               *,
-              epoch_seconds: float = EPOCH_SECONDS) -> None:
+              epoch_seconds: float = EPOCH_SECONDS,
+              per_epoch_probabilities: Optional[np.ndarray] = None) -> None:
   """Writes the per-epoch table (columns `TSV_COLUMNS`; format in the module docstring).
 
   Args:
@@ -173,6 +181,8 @@ def write_tsv(path: str,
     onsets: seconds from the start of the recording of each staged epoch.
     probabilities: [n, 5] stage probabilities.
     epoch_seconds: epoch length (the duration column).
+    per_epoch_probabilities: with a context stage, the per-epoch model's [n, 5]: written
+      as the `PER_EPOCH_COLUMNS` group.
 
   Raises:
     ValueError: bad arrays (see `check_night`); the message starts with path.
@@ -180,10 +190,18 @@ def write_tsv(path: str,
   """
   onsets, probabilities = check_night(path, onsets, probabilities, epoch_seconds=epoch_seconds)
   duration = _format_seconds(epoch_seconds)
-  lines = ["\t".join(TSV_COLUMNS)]
-  for onset, p, stage in zip(onsets, probabilities, stage_of(probabilities)):
+  header = list(TSV_COLUMNS)
+  extra = [[] for _ in onsets]
+  if per_epoch_probabilities is not None:
+    _, per_epoch = check_night(path, onsets, per_epoch_probabilities, epoch_seconds=epoch_seconds)
+    header += PER_EPOCH_COLUMNS
+    extra = [
+        [stages.STAGES[s]] + [f"{v:.6f}" for v in p] for p, s in zip(per_epoch, stage_of(per_epoch))
+    ]
+  lines = ["\t".join(header)]
+  for onset, p, stage, more in zip(onsets, probabilities, stage_of(probabilities), extra):
     lines.append("\t".join([_format_seconds(onset), duration, stages.STAGES[stage]] +
-                           [f"{v:.6f}" for v in p] + [f"{p.max():.6f}"]))
+                           [f"{v:.6f}" for v in p] + [f"{p.max():.6f}"] + more))
   storage.write_text(path, "\n".join(lines) + "\n")
 
 
@@ -367,6 +385,8 @@ def write_night(directory: str,
                 epoch_seconds: float = EPOCH_SECONDS,
                 trailing_seconds: float = 0.0,
                 start: Optional[datetime.datetime] = None,
+                per_epoch_probabilities: Optional[np.ndarray] = None,
+                context: Optional[dict] = None,
                 extra: Optional[dict] = None) -> dict:
   """Writes all four outputs of one night into directory.
 
@@ -383,6 +403,10 @@ def write_night(directory: str,
     epoch_seconds: epoch length.
     trailing_seconds: the unstaged trailing partial epoch, 0 for none.
     start: the recording's start, if known.
+    per_epoch_probabilities: with a context stage, the per-epoch model's [n, 5]
+      (`probabilities` are then the context stage's): the TSV's second column group.
+    context: with a context stage, what it was (`eegmobile.context.ContextStage.describe`):
+      in the statistics JSON and the figure's title.
     extra: more keys for the statistics JSON (e.g. "montage": `stage_lib.montage_note`).
 
   Returns:
@@ -402,7 +426,11 @@ def write_night(directory: str,
                                       probabilities,
                                       epoch_seconds=epoch_seconds,
                                       trailing_seconds=trailing_seconds)
-  write_tsv(paths["tsv"], onsets, probabilities, epoch_seconds=epoch_seconds)
+  write_tsv(paths["tsv"],
+            onsets,
+            probabilities,
+            epoch_seconds=epoch_seconds,
+            per_epoch_probabilities=per_epoch_probabilities)
   write_hypnogram_edf(paths["edf"],
                       onsets,
                       probabilities,
@@ -414,15 +442,16 @@ def write_night(directory: str,
              probabilities,
              epoch_seconds=epoch_seconds,
              start=start,
-             title=record)
+             title=record if context is None else
+             f"{record}: after the context stage ({context['kind']}, {context['mode']})")
   hypnogram = hypnogram_on_grid(onsets, stage_of(probabilities), epoch_seconds=epoch_seconds)
   statistics = sleep_stats.sleep_statistics(hypnogram, epoch_seconds=epoch_seconds)
   trailing = {
       "onset": float(onsets[-1] + epoch_seconds),
       "duration": float(trailing_seconds)
   } if trailing_seconds > 0 else None
-  write_statistics(paths["json"], {
-      **statistics, "trailing_partial_epoch": trailing,
-      **(extra or {})
-  })
+  more = {"trailing_partial_epoch": trailing, **(extra or {})}
+  if context is not None:
+    more["context"] = context
+  write_statistics(paths["json"], {**statistics, **more})
   return {**paths, "statistics": statistics}

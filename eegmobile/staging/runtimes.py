@@ -31,6 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from eegmobile import export_format
+from eegmobile import stages
 from eegmobile.staging import openvino_runtime
 
 RUNTIMES = ("auto", "tensorflow", "litert", "openvino")
@@ -53,6 +54,11 @@ class StagingModel:
     predict: batch -> float32 [n, 5] probabilities.
     threads: the CPU threads the runtime was given.
     precision: "f32" or "bf16" (OpenVINO), what the runtime computes in.
+    feature_size: F, for a model that also gives the per-epoch features (an export's
+      images_features file or signature, loaded with `load(..., features=True)` for a
+      sequence head); else 0.
+    predict_features: such a model's batch -> float32 [n, 5 + F] (probabilities, then
+      features); `predict` then gives the probabilities alone.
   """
   path: str
   runtime: str
@@ -61,6 +67,8 @@ class StagingModel:
   predict: Callable[[np.ndarray], np.ndarray]
   threads: int = 1
   precision: str = "f32"
+  feature_size: int = 0
+  predict_features: Optional[Callable[[np.ndarray], np.ndarray]] = None
 
 
 def default_threads() -> int:
@@ -104,7 +112,7 @@ def _tflite_input_kind(record: dict, path: str) -> str:
       signature = entry.get("signature")
       if signature == export_format.EPOCHS_SIGNATURE:
         return "epochs"
-      if signature == export_format.IMAGES_SIGNATURE:
+      if signature in (export_format.IMAGES_SIGNATURE, export_format.IMAGES_FEATURES_SIGNATURE):
         return "images"
       raise ModelError(f"{path}: its export.json says it is the {signature!r} model "
                        "(images, not stage probabilities); pick a model file")
@@ -143,7 +151,9 @@ def _tflite_predict(path: str, interpreter_class, threads: Optional[int]):
   return predict
 
 
-def _saved_model_predict(directory: str, threads: int):
+def _saved_model_predict(directory: str,
+                         threads: int,
+                         signature: str = export_format.IMAGES_SIGNATURE):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
   try:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -152,11 +162,10 @@ def _saved_model_predict(directory: str, threads: int):
                     threads, e)
   try:
     loaded = tf.saved_model.load(os.path.join(directory, export_format.SAVED_MODEL_DIR))
-    function = loaded.signatures[export_format.IMAGES_SIGNATURE]
+    function = loaded.signatures[signature]
   except (OSError, KeyError, ValueError) as e:
-    raise ModelError(
-        f"{directory}: no loadable {export_format.SAVED_MODEL_DIR}/ with an "
-        f"{export_format.IMAGES_SIGNATURE!r} signature ({type(e).__name__}: {e})") from e
+    raise ModelError(f"{directory}: no loadable {export_format.SAVED_MODEL_DIR}/ with an "
+                     f"{signature!r} signature ({type(e).__name__}: {e})") from e
   (input_name,) = function.structured_input_signature[1]
 
   def predict(batch: np.ndarray) -> np.ndarray:
@@ -230,11 +239,50 @@ def resolve(runtime: str, precision: str, is_tflite: bool = True) -> tuple[str, 
   return runtime, precision
 
 
+def _with_features(model: StagingModel, record: dict) -> StagingModel:
+  """A model loaded from an images_features file or signature: `predict` gives the
+  probabilities, `predict_features` the probabilities and features."""
+  both = model.predict
+  size = int((record.get(export_format.CONTEXT_KEY) or {}).get("feature_size", 0))
+  if not size:
+    raise ModelError(f"{model.path}: its export records no feature size (context.feature_size)")
+  return dataclasses.replace(model,
+                             predict=lambda batch: both(batch)[:, :stages.NUM_STAGES],
+                             predict_features=both,
+                             feature_size=size)
+
+
+def tflite_function(path: str, *, runtime: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+  """Any single-signature .tflite file of an export (e.g. a context head) as a function of
+  its input, on one of the runtimes (not "auto"), in float32.
+
+  Raises:
+    ModelError: an unknown runtime, or one whose package is missing.
+  """
+  if runtime == "litert":
+    try:
+      # Lazy: see the module docstring.
+      from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise ModelError(f"runtime litert needs the ai-edge-litert package: {e}") from e
+    return _tflite_predict(path, litert.Interpreter, threads)
+  if runtime == "tensorflow":
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  # lazy: module docstring
+    return _tflite_predict(path, tf.lite.Interpreter, threads)
+  if runtime == "openvino":
+    try:
+      return openvino_runtime.load(path, threads=threads, precision="f32")
+    except ImportError as e:
+      raise ModelError(f"runtime openvino needs the openvino package: {e}") from e
+  raise ModelError(f"unknown runtime {runtime!r} for {path}")
+
+
 def load(path: str,
          *,
          runtime: str = "auto",
          threads: Optional[int] = None,
-         precision: str = "auto") -> StagingModel:
+         precision: str = "auto",
+         features: bool = False) -> StagingModel:
   """Loads an exported model.
 
   Args:
@@ -244,6 +292,9 @@ def load(path: str,
     threads: CPU threads for the runtime (None: `default_threads()`, every core).
     precision: one of PRECISIONS: "f32"; "bf16" (OpenVINO only; close to f32's
       probabilities, not bit for bit); "auto" (see `resolve`).
+    features: also give the per-epoch features (`StagingModel.predict_features`), for a
+      sequence head: an export directory loads its images_features file (or signature),
+      a .tflite file must be that file.
 
   Returns:
     The StagingModel.
@@ -256,7 +307,7 @@ def load(path: str,
   if not os.path.exists(path):
     raise FileNotFoundError(f"{path}: no such model file or export directory")
   if os.path.isdir(path) and runtime != "tensorflow":
-    path = fastest_file(path)
+    path = _features_file(path) if features else fastest_file(path)
   runtime, precision = resolve(runtime, precision, is_tflite=not os.path.isdir(path))
   if threads is None:
     threads = default_threads()
@@ -267,14 +318,25 @@ def load(path: str,
     if runtime != "tensorflow":
       raise ModelError(f"{path}: an export directory runs on tensorflow (its SavedModel); "
                        f"for {runtime} give one of its .tflite files")
-    return StagingModel(path, "tensorflow", _preprocessing(record, path), "images",
-                        _saved_model_predict(path, threads), threads, precision)
+    signature = (export_format.IMAGES_FEATURES_SIGNATURE
+                 if features else export_format.IMAGES_SIGNATURE)
+    model = StagingModel(path, "tensorflow", _preprocessing(record, path), "images",
+                         _saved_model_predict(path, threads, signature), threads, precision)
+    return _with_features(model, record) if features else model
   if not path.endswith(".tflite"):
     raise ModelError(f"{path}: not an EEGMobile model: give an export directory or one of "
                      "its .tflite files")
   record = _read_export(os.path.dirname(os.path.abspath(path)), path)
   preprocessing = _preprocessing(record, path)
   input_kind = _tflite_input_kind(record, path)
+  is_features = os.path.basename(path) == export_format.TFLITE_FILES["features"]
+  if features != is_features:
+    raise ModelError(f"{path}: " +
+                     ("the sequence head needs the per-epoch features: give the export "
+                      f"directory or its {export_format.TFLITE_FILES['features']} (or stage "
+                      "with the smoother or no context stage)" if features else
+                      "this file gives probabilities and features; stage with its export's "
+                      "sequence head, or give another file"))
   if runtime == "litert":
     try:
       # Lazy: see the module docstring.
@@ -292,4 +354,18 @@ def load(path: str,
     except ImportError as e:
       raise ModelError("runtime openvino needs eegmobile.staging.openvino_runtime and the openvino "
                        f"package (pip install openvino): {e}") from e
-  return StagingModel(path, runtime, preprocessing, input_kind, predict, threads, precision)
+  model = StagingModel(path, runtime, preprocessing, input_kind, predict, threads, precision)
+  return _with_features(model, record) if features else model
+
+
+def _features_file(directory: str) -> str:
+  """An export directory's images_features file.
+
+  Raises:
+    ModelError: the export has none (no sequence head was exported).
+  """
+  path = os.path.join(directory, export_format.TFLITE_FILES["features"])
+  if not os.path.exists(path):
+    raise ModelError(f"{directory}: no {export_format.TFLITE_FILES['features']}: the export "
+                     "has no sequence head")
+  return path

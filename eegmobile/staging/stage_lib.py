@@ -12,6 +12,11 @@ night would hold); a raw-epoch model gets the epochs.
 
 A model whose preprocessing differs from what staging computes is refused, naming each
 differing parameter; so is a path that is not one of our exports (`runtimes`).
+
+With a context stage (`eegmobile.context`, loaded from the export by
+`eegmobile.staging.context_stage`) the per-epoch probabilities (and, for a sequence head,
+the per-epoch features) of the whole night go through it; the outputs follow its
+probabilities and the TSV keeps the per-epoch model's beside them (`outputs`).
 """
 
 import concurrent.futures
@@ -24,6 +29,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from eegmobile import context as context_lib
 from eegmobile import edf_reader
 from eegmobile import errors
 from eegmobile import evaluation
@@ -60,6 +66,10 @@ class StageConfig:
     spectrogram: the parameters staging computes images with; the model's image size
       and colour-scale floor are taken from the model, every other field must match the
       model's record.
+    context: the context stage after the per-epoch model: auto (the export's own, none
+      for an export without one), none, smoother or head (`staging.context_stage`).
+    context_lag: None: a finished night (the context stage reads the whole night); k:
+      live (causal), each epoch decided from the epochs up to k after it.
   """
   channel: str = "EEG Fpz-Cz"
   batch_size: int = 32
@@ -67,10 +77,15 @@ class StageConfig:
   precision: str = dataclasses.field(default="auto", metadata={"choices": runtimes.PRECISIONS})
   threads: Optional[int] = None
   spectrogram: SpectrogramConfig = SpectrogramConfig()
+  context: str = dataclasses.field(default="auto",
+                                   metadata={"choices": ("auto",) + context_lib.STAGE_KINDS})
+  context_lag: Optional[int] = None
 
   def __post_init__(self):
     if self.batch_size < 1:
       raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+    if self.context_lag is not None and self.context_lag < 0:
+      raise ValueError(f"context_lag must be at least 0, got {self.context_lag}")
     if self.threads is not None and self.threads < 1:
       raise ValueError(f"threads must be at least 1, got {self.threads}")
 
@@ -231,16 +246,23 @@ def epochs_of(night: Night, first: int, count: int) -> np.ndarray:
   return night.signal[first * samples:(first + count) * samples].reshape(-1, samples)
 
 
-def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramConfig,
-                config: StageConfig) -> np.ndarray:
+def score_night(night: Night,
+                model: runtimes.StagingModel,
+                spec: SpectrogramConfig,
+                config: StageConfig,
+                *,
+                with_features: bool = False):
   """[num_epochs, 5] float32 probabilities, scored batch by batch, each row summing to 1
-  (renormalised: an int8 model's rows sum to 1 only within 1/256).
+  (renormalised: an int8 model's rows sum to 1 only within 1/256). With `with_features`
+  (a model loaded with features): (probabilities, features [num_epochs, F])
 
   The next batch's images are computed on a thread of their own while the runtime scores
   the current batch (numpy, BLAS and the runtimes release the GIL); the images are the
   same bytes as computed alone (`spectrogram.spectrogram_images`).
   """
-  out = np.empty((night.num_epochs, 5), np.float32)
+  width = 5 + (model.feature_size if with_features else 0)
+  predict = model.predict_features if with_features else model.predict
+  out = np.empty((night.num_epochs, width), np.float32)
   window = spectrogram.window(spec) if model.input_kind == "images" else None
   batches = [(first, min(config.batch_size, night.num_epochs - first))
              for first in range(0, night.num_epochs, config.batch_size)]
@@ -257,10 +279,10 @@ def score_night(night: Night, model: runtimes.StagingModel, spec: SpectrogramCon
       ready = upcoming.result()
       if i + 1 < len(batches):
         upcoming = pool.submit(inputs, batches[i + 1])
-      out[first:first + count] = model.predict(ready)
+      out[first:first + count] = predict(ready)
   # A quantised model's softmax sums to 1 only within its output step (int8: 1/256).
-  out /= out.sum(axis=1, keepdims=True)
-  return out
+  out[:, :5] /= out[:, :5].sum(axis=1, keepdims=True)
+  return (out[:, :5], out[:, 5:]) if with_features else out
 
 
 def record_name(path: str) -> str:
@@ -366,13 +388,24 @@ def stage_night(path: str,
                 output_dir: str,
                 config: StageConfig = StageConfig(),
                 *,
-                hypnogram_path: Optional[str] = None) -> dict:
+                hypnogram_path: Optional[str] = None,
+                context: Optional[context_lib.ContextStage] = None) -> dict:
   """Stages one night and writes its outputs into output_dir (created).
+
+  Args:
+    path: the night's EDF/BDF file.
+    model: the per-epoch model (loaded with features for a sequence head).
+    output_dir: where the outputs go.
+    config: how.
+    hypnogram_path: an expert's hypnogram to score against.
+    context: the context stage to apply (`context_stage.load`), or None.
 
   Returns:
     {"record", "epochs", "trailing_seconds", "seconds", "montage" (`montage_note`),
      "outputs" (write_night's paths), "metrics" (with a hypnogram, also written to
-     <record>.metrics.json)}.
+     <record>.metrics.json; with a context stage they score its stages, and
+     "per_epoch_model" the model's alone), "context" (with a context stage:
+     `ContextStage.describe`)}.
 
   Raises:
     errors.RecordingError: bad input (the message names the file and the problem).
@@ -381,7 +414,16 @@ def stage_night(path: str,
   began = time.perf_counter()
   spec = check_preprocessing(model, config)
   night = read_night(path, config, fs=spec.fs)
-  probabilities = score_night(night, model, spec, config)
+  per_epoch = None
+  if context is None:
+    probabilities = score_night(night, model, spec, config)
+  else:
+    features = None
+    if context.needs_features:
+      per_epoch, features = score_night(night, model, spec, config, with_features=True)
+    else:
+      per_epoch = score_night(night, model, spec, config)
+    probabilities = context_lib.apply(context, per_epoch, features)
   os.makedirs(output_dir, exist_ok=True)
   record = record_name(path)
   montage = montage_note(night.label)
@@ -391,6 +433,8 @@ def stage_night(path: str,
                                 probabilities,
                                 trailing_seconds=night.trailing_seconds,
                                 start=night.start,
+                                per_epoch_probabilities=per_epoch,
+                                context=context.describe() if context else None,
                                 extra={"montage": montage} if montage else None)
   result = {
       "record": record,
@@ -403,8 +447,15 @@ def stage_night(path: str,
           k: v for k, v in written.items() if k != "statistics"
       },
   }
+  if context is not None:
+    result["context"] = context.describe()
   if hypnogram_path:
     result["metrics"] = score_against(hypnogram_path, night, probabilities)
+    if context is not None:
+      alone = score_against(hypnogram_path, night, per_epoch)
+      result["metrics"]["per_epoch_model"] = {
+          k: alone[k] for k in ("acc", "mf1", "kappa", "f1", "confusion")
+      }
     metrics_path = os.path.join(output_dir, f"{record}.metrics.json")
     storage.write_text(metrics_path, json.dumps(result["metrics"], indent=1))
     result["outputs"]["metrics"] = metrics_path

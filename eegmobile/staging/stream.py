@@ -15,7 +15,8 @@ pieces they arrive in), the build's images (`spectrogram.spectrogram_images`, wh
 depend on the epoch alone) and the runtime's probabilities (a runtime's per-image results
 do not depend on the batch: tested for LiteRT and OpenVINO). So an epoch's stage and
 probabilities are identical to offline staging's of the same samples with the same
-runtime (`stream_test`). Memory is bounded: the resampler keeps its filter's span of input,
+runtime (`stream_test`). A model loaded with features (for a sequence head) gives each
+epoch's per-epoch features too (`StagedEpoch.features`). Memory is bounded: the resampler keeps its filter's span of input,
 the stager the epoch being filled; what it keeps per finished epoch is its onset and five
 probabilities.
 
@@ -40,6 +41,7 @@ import numpy as np
 
 from eegmobile import edf_reader
 from eegmobile import spectrogram
+from eegmobile import stages
 from eegmobile.config import SpectrogramConfig
 from eegmobile.staging import runtimes
 from eegmobile.staging import stage_lib
@@ -133,6 +135,8 @@ class StagedEpoch:
     reason: why it is unscored ("gap", "NaN samples", "clock correction"), or None.
     completed_at: time.monotonic() when the sample that completed it arrived (its last
       sample plus the resampling filter's reach).
+    features: float32 [F], the per-epoch features (a model loaded with features, for a
+      sequence head: `runtimes.load(..., features=True)`), else None.
   """
   index: int
   onset: float
@@ -140,6 +144,7 @@ class StagedEpoch:
   stage: Optional[int]
   reason: Optional[str]
   completed_at: float
+  features: Optional[np.ndarray] = None
 
   @property
   def scored(self) -> bool:
@@ -323,12 +328,18 @@ class StreamingStager:
     if reason is not None:
       return self._unscored(reason, now)
     images = spectrogram.spectrogram_images(epoch[None], self._spec, window=self._window)
-    probabilities = self._model.predict(images)[0] if self._model.input_kind == "images" else (
-        self._model.predict(np.ascontiguousarray(epoch[None], np.float32))[0])
+    # A model loaded with features gives probabilities and features in one output.
+    predict = self._model.predict_features or self._model.predict
+    out = predict(images)[0] if self._model.input_kind == "images" else (predict(
+        np.ascontiguousarray(epoch[None], np.float32))[0])
+    probabilities = out[:stages.NUM_STAGES]
     probabilities = probabilities / probabilities.sum()  # as offline (int8 sums to ~1)
+    features = None
+    if self._model.predict_features is not None:
+      features = np.asarray(out[stages.NUM_STAGES:], np.float32)
     staged = StagedEpoch(self._epoch, self._epoch * EPOCH_SECONDS,
                          np.asarray(probabilities, np.float32), int(np.argmax(probabilities)), None,
-                         now)
+                         now, features)
     self._epoch += 1
     return staged
 

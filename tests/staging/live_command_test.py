@@ -17,12 +17,15 @@ import time
 import numpy as np
 import pytest
 
+from eegmobile import context
 from eegmobile import edf_reader
+from eegmobile.staging import context_stage
 from eegmobile.staging import outputs
 from eegmobile.staging import runtimes
 from eegmobile.staging import stage_lib
 from tests import edf_files
 from tests import lsl_outlet
+from tests.staging.live_test import smoother_export  # pylint: disable=unused-import
 from tests.staging.sources_test import write_playback
 from tests.staging.stage_lib_test import export_dir  # pylint: disable=unused-import
 from tests.staging.stream_test import _signal
@@ -113,7 +116,9 @@ def test_arguments_that_do_not_make_a_live_night_are_refused(export_dir, tmp_pat
                         (["--stream", "lsl:a", "night.edf"],
                          "not files"), (["--board_param", "serial_port=x", "--stream",
                                          "lsl:a"], "--board_param goes with --board"),
-                        (["--board", "muse_z"], "no BrainFlow board 'muse_z'")):
+                        (["--board", "muse_z"], "no BrainFlow board 'muse_z'"),
+                        (["--board", "synthetic", "--context", "smoother"],
+                         "context smoother asked for, but the export holds no context stage")):
     code, out = _finish(_start(_command(export_dir, tmp_path, *args)))
     assert code == 2 and message in out, (args, out)
 
@@ -181,6 +186,33 @@ def test_a_killed_night_continues_when_started_again_and_ctrl_c_finishes_it(expo
   assert sorted(os.listdir(out)) == sorted(
       f"night.{s}" for s in ("stages.tsv", "hypnogram.edf", "hypnogram.png", "sleep_stats.json",
                              "stream.json"))
+
+
+@pytest.mark.slow
+def test_a_live_night_applies_the_exports_context_stage_causally(smoother_export, tmp_path):  # pylint: disable=redefined-outer-name
+  name = lsl_outlet.unique_name()
+  samples = _signal(100, 185, seed=4)
+  out = tmp_path / "staged"
+  with lsl_outlet.FastOutlet(name, samples, 100, ["EEG Fpz-Cz"], speed=20):
+    code, text = _finish(
+        _start(
+            _command(smoother_export, out, "--stream", f"lsl:{name}", "--record", "night",
+                     "--context_lag", "1", "--stall_seconds", "3")))
+  assert code == 0, text
+  assert "context: smoother, live (causal, lag 1)" in text
+  assert sum(line.startswith("context ") for line in text.splitlines()) == 6
+  # Every sample is received (the outlet pushes once the stager is connected): the TSV is
+  # offline staging's of the same samples with the smoother at lag 1, both column groups.
+  model = runtimes.load(smoother_export, runtime="litert", threads=1)
+  per_epoch = _offline_tsv(tmp_path / "offline.tsv", model, samples, 100, 1.0)
+  smoothed = context.apply(context_stage.load(smoother_export, "smoother", 1), per_epoch)
+  outputs.write_tsv(str(tmp_path / "offline.tsv"),
+                    np.arange(6) * 30.0,
+                    smoothed,
+                    per_epoch_probabilities=per_epoch)
+  assert (out / "night.stages.tsv").read_bytes() == (tmp_path / "offline.tsv").read_bytes()
+  stats = json.loads((out / "night.sleep_stats.json").read_text())
+  assert stats["context"] == {"kind": "smoother", "lag": 1, "mode": "live (causal, lag 1)"}
 
 
 @pytest.mark.slow

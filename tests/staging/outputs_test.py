@@ -223,6 +223,36 @@ def test_write_night_writes_all_four_files(tmp_path):
   assert len(rows) == len(keep) and len(lines) == len(keep) + 1  # the table and nothing else
 
 
+def test_a_context_stage_adds_the_per_epoch_column_group_and_names_itself(tmp_path):
+  onsets, p, stage_indices = _night(40)
+  per_epoch = np.roll(p, 1, axis=1)  # another model's view of the same epochs
+  context = {"kind": "smoother", "lag": None, "mode": "finished night (bidirectional)"}
+  os.makedirs(tmp_path / "with")
+  out = outputs.write_night(str(tmp_path / "with"),
+                            "night",
+                            onsets,
+                            p,
+                            per_epoch_probabilities=per_epoch,
+                            context=context)
+  rows, lines = _tsv_rows(out["tsv"])
+  assert lines[0].split("\t") == list(outputs.TSV_COLUMNS + outputs.PER_EPOCH_COLUMNS)
+  assert [r["stage"] for r in rows] == [stages.STAGES[s] for s in stage_indices]  # the context's
+  assert [r["per_epoch_stage"] for r in rows] == [stages.STAGES[s] for s in per_epoch.argmax(1)]
+  for row, expected in zip(rows, per_epoch):
+    assert [float(row[f"per_epoch_p_{s}"]) for s in stages.STAGES] == pytest.approx(expected,
+                                                                                    abs=1e-6)
+  with open(out["json"], encoding="utf-8") as f:
+    assert json.load(f)["context"] == context
+  # Without: the same files as before context stages existed.
+  os.makedirs(tmp_path / "without")
+  plain = outputs.write_night(str(tmp_path / "without"), "night", onsets, p)
+  plain_rows, plain_lines = _tsv_rows(plain["tsv"])
+  assert plain_lines[0].split("\t") == list(outputs.TSV_COLUMNS)
+  assert [l.split("\t")[:9] for l in lines] == [l.split("\t") for l in plain_lines]
+  with open(plain["json"], encoding="utf-8") as f:
+    assert "context" not in json.load(f)
+
+
 @pytest.mark.parametrize("onsets,p,message", [
     ([], np.zeros((0, 5)), "non-empty"),
     ([0.0, 30.0], _probabilities([W]), r"shape \(2, 5\)"),
