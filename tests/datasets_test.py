@@ -237,6 +237,12 @@ def test_a_seed_fixes_the_order_and_none_does_not(build, cache, shuffle):
   assert order(3) == order(3)  # both epochs, in two separately built datasets
   assert order(3) != order(4)
   assert order(None) != order(None)
+  tf.random.set_seed(1)  # a global seed (Keras' set_random_seed) leaves unseeded random
+  try:
+    assert order(None) != order(None)
+    assert order(3) == order(3)
+  finally:
+    tf.random.set_seed(None)
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -38,6 +38,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import os
 from typing import Optional, Sequence
 
 from absl import logging
@@ -371,11 +372,12 @@ def _permuted_batches(store: _Store, num_examples: int, batch_size: int, drop: b
   `set_random_seed` calls, changes what a seeded `Dataset.shuffle` draws).
   """
   passes = tf.Variable(0, dtype=tf.int64, trainable=False)  # counts the passes begun
-  key = tf.constant([0 if seed is None else seed], tf.int64)
+  # Unseeded: a key from the OS for this dataset. tf.random.shuffle's own seed would follow
+  # TensorFlow's global seed where one is set (Keras' set_random_seed, another test), and two
+  # "unseeded" datasets then drew the same order.
+  key = tf.constant([int.from_bytes(os.urandom(7), "little") if seed is None else seed], tf.int64)
 
   def permutation(_):
-    if seed is None:  # unseeded: a fresh draw every pass
-      return tf.random.shuffle(tf.range(num_examples, dtype=tf.int64))
     return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64),
                                                     seed=tf.concat([key, [passes.assign_add(1)]],
                                                                    0))
