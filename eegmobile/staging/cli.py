@@ -200,6 +200,22 @@ def _live_arguments(args: list[str]) -> tuple[str, dict]:
   return spec, params
 
 
+def _load_model(config: stage_lib.StageConfig) -> tuple[runtimes.StagingModel, str]:
+  """--model as `config` asks, with the per-epoch features where the context stage (the
+  asked or the export's) is the sequence head; its preprocessing checked against staging's.
+
+  Returns: (the model, the context stage's kind).
+  """
+  kind = context_stage.resolve(context_stage.recorded(_MODEL.value), config.context)
+  model = runtimes.load(_MODEL.value,
+                        runtime=config.runtime,
+                        threads=config.threads,
+                        precision=config.precision,
+                        features=kind == "head")
+  stage_lib.check_preprocessing(model, config)
+  return model, kind
+
+
 def _run_live(args: list[str]) -> int:
   """`--stream` / `--board`: one night staged as it is recorded."""
   from eegmobile.staging import sources  # pylint: disable=g-import-not-at-top  # lazy: live only
@@ -207,23 +223,14 @@ def _run_live(args: list[str]) -> int:
     spec, params = _live_arguments(args)
     config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
     live_config = cli.from_flags(live.LiveConfig, _LIVE)
-    kind = context_stage.resolve(context_stage.recorded(_MODEL.value), config.context)
-    model = runtimes.load(_MODEL.value,
-                          runtime=config.runtime,
-                          threads=config.threads,
-                          precision=config.precision,
-                          features=kind == "head")
-    stage_lib.check_preprocessing(model, config)
+    model, kind = _load_model(config)
     context = context_stage.live_stage(_MODEL.value,
                                        kind,
                                        config.context_lag,
                                        runtime=model.runtime,
                                        threads=model.threads)
     source = sources.open_source(spec, config.channel, params)
-  except sources.MissingDependency as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except (ValueError, FileNotFoundError, errors.RecordingError) as e:
+  except (sources.MissingDependency, ValueError, FileNotFoundError, errors.RecordingError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   record = _RECORD.value or re.sub(r"[^\w.-]+", "_", spec.split(":", 1)[1]).strip("_")
@@ -250,13 +257,7 @@ def _run(args: list[str]) -> int:
   try:
     nights = _check_arguments(args)
     config = cli.from_flags(stage_lib.StageConfig, _CONFIG)
-    kind = context_stage.resolve(context_stage.recorded(_MODEL.value), config.context)
-    model = runtimes.load(_MODEL.value,
-                          runtime=config.runtime,
-                          threads=config.threads,
-                          precision=config.precision,
-                          features=kind == "head")
-    stage_lib.check_preprocessing(model, config)
+    model, kind = _load_model(config)
     context = context_stage.load(_MODEL.value,
                                  kind,
                                  config.context_lag,
