@@ -17,8 +17,6 @@ EXCERPT = os.path.join(os.path.dirname(ROOT), "shared", "sleep-edf", "excerpt",
                        "SC4001E0-PSG.first300s.edf")
 OUTPUTS = ("stages.tsv", "hypnogram.edf", "hypnogram.png", "sleep_stats.json")
 
-export_dir = stage_lib_test.export_dir  # the module-scoped fixture
-
 
 def _stage(tmp_path, *args):
   return subprocess.run([sys.executable, "-m", "eegmobile.stage", *map(str, args)],

@@ -27,7 +27,6 @@ from tests import edf_files
 from tests import lsl_outlet
 from tests.staging.live_test import smoother_export  # pylint: disable=unused-import
 from tests.staging.sources_test import write_playback
-from tests.staging.stage_lib_test import export_dir  # pylint: disable=unused-import
 from tests.staging.stream_test import _signal
 
 pytest.importorskip("mne_lsl", reason="the stream extra (pip install 'eegmobile[stream]')")

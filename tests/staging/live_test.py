@@ -28,7 +28,6 @@ from eegmobile.staging import stage_lib
 from tests import edf_files
 from tests.context_test import _causal_run
 from tests.staging.stage_lib_test import CONFIG
-from tests.staging.stage_lib_test import export_dir  # pylint: disable=unused-import
 from tests.staging.stream_test import _signal
 from trainers import context_lib
 from trainers import export_lib

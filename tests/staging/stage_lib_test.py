@@ -18,33 +18,10 @@ from eegmobile import spectrogram
 from eegmobile.staging import stage_lib
 from eegmobile.config import SpectrogramConfig
 from tests import edf_files
-from tests import export_test
-from tests import fakes
-from trainers import export_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPEC = SpectrogramConfig(image_height=32, image_width=32)
 CONFIG = stage_lib.StageConfig(batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-  build = str(tmp_path_factory.mktemp("build"))
-  fakes.make_fake_build(build, subjects=("SC00",), nights=(1,), epochs_per_night=12)
-  directory = tmp_path_factory.mktemp("export")
-  _night(directory / "night.edf")  # the night the tests stage: the model is softened on it
-  signal = stage_lib.read_night(str(directory / "night.edf"), CONFIG).signal
-  images = spectrogram.spectrogram_images(signal[:30000].reshape(10, 3000), SPEC)
-  path = export_test._save_model(  # pylint: disable=protected-access
-      str(directory / "checkpoint.keras"),
-      "viridis",
-      soften_on=images)
-  export_lib.export(path,
-                    str(directory / "out"),
-                    preprocessing=export_lib.load_preprocessing(build),
-                    formats=("float32", "float16", "int8"),
-                    calibration_images=export_lib.build_images(build, 12))
-  return str(directory / "out")
 
 
 def _night(path, seconds=305.0, **kwargs):

@@ -13,7 +13,6 @@ from eegmobile.staging import stage_lib
 from eegmobile.staging import stream
 from tests import edf_files
 from tests.staging.stage_lib_test import CONFIG
-from tests.staging.stage_lib_test import export_dir  # pylint: disable=unused-import
 
 
 @pytest.mark.parametrize("rate", [100, 128, 200, 250, 256, 512])
