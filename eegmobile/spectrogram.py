@@ -226,7 +226,28 @@ def _powers(epochs: np.ndarray, config: SpectrogramConfig, win: np.ndarray) -> n
 
 _blas_lock = threading.Lock()
 _blas_users = 0
-_blas_limit = None
+_blas_saved: list[int] = []
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_libraries() -> tuple:
+  """threadpoolctl's controllers of the BLAS libraries loaded here (numpy's, scipy's)."""
+  return tuple(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+def _set_blas_threads(controller, threads: int) -> None:
+  """Sets a BLAS library's thread count for the whole process, from any thread.
+
+  threadpoolctl (>= 3.6) applies an OpenBLAS limit only from the first thread that set one,
+  while that thread lives, and silently ignores the others: once a caller's main thread
+  (or scikit-learn) had limited OpenBLAS, images computed on another thread (a Beam
+  worker, staging's producer) ran on every BLAS thread, and with OpenBLAS's Haswell
+  kernels their bytes changed. OpenBLAS's count is process-wide whichever thread sets it,
+  so it is set directly (`_real_set_num_threads`, threadpoolctl's own setter behind that
+  check), and the refcount in `_one_thread` restores it once no image is being computed.
+  """
+  setter = getattr(controller, "_real_set_num_threads", None) or controller.set_num_threads
+  setter(threads)
 
 
 @contextlib.contextmanager
@@ -236,12 +257,16 @@ def _one_thread() -> Iterator[None]:
   OpenBLAS splits a product between its threads differently for different thread counts,
   and the split changes how the edge columns are summed: the bytes of an image would depend
   on how many BLAS threads ran. Pinned to one, they do not (images are computed in
-  parallel over epochs instead, `spectrogram_images(workers=...)`).
+  parallel over epochs instead, `spectrogram_images(workers=...)`), whichever thread
+  computes them (`_set_blas_threads`).
   """
-  global _blas_users, _blas_limit
+  global _blas_users, _blas_saved
   with _blas_lock:
     if _blas_users == 0:
-      _blas_limit = threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+      libraries = _blas_libraries()
+      _blas_saved = [c.num_threads for c in libraries]
+      for controller in libraries:
+        _set_blas_threads(controller, 1)
     _blas_users += 1
   try:
     yield
@@ -249,8 +274,8 @@ def _one_thread() -> Iterator[None]:
     with _blas_lock:
       _blas_users -= 1
       if _blas_users == 0:
-        _blas_limit.restore_original_limits()
-        _blas_limit = None
+        for controller, threads in zip(_blas_libraries(), _blas_saved):
+          _set_blas_threads(controller, threads)
 
 
 def power_spectrogram(epochs: np.ndarray,

@@ -1,6 +1,7 @@
 """Tests for eegmobile.spectrogram: the fast path against scipy, PIL, matplotlib and the
 paper's own render-and-resize method."""
 
+import concurrent.futures
 import dataclasses
 import os
 import subprocess
@@ -151,6 +152,36 @@ def test_an_image_depends_on_its_epoch_alone(blas_threads):
       np.testing.assert_array_equal(got, reference, err_msg=f"chunk {chunk}")
     np.testing.assert_array_equal(spectrogram.spectrogram_images(epochs, PAPER, workers=2),
                                   reference)
+    # On a thread other than the one that set the limit (a Beam worker, staging's producer):
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      np.testing.assert_array_equal(
+          pool.submit(spectrogram.spectrogram_images, epochs, PAPER).result(), reference)
+
+
+def _blas_threads() -> int:
+  return max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+
+
+def test_blas_runs_on_one_thread_whichever_thread_computes_the_images(monkeypatch):
+  """threadpoolctl applies an OpenBLAS limit only from the first thread that set one (this
+  one, here, as a caller's main thread or scikit-learn would), and ignored ours from any
+  other thread: images computed there ran on every BLAS thread (with the AVX2 kernels,
+  other bytes: staging's producer thread gave a live night other probabilities)."""
+  seen = []
+  product = spectrogram._product  # pylint: disable=protected-access
+
+  def spy(*args, **kwargs):
+    seen.append(_blas_threads())
+    return product(*args, **kwargs)
+
+  monkeypatch.setattr(spectrogram, "_product", spy)
+  epochs = _eeg_like(2)
+  with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):  # this thread controls it
+    spectrogram.spectrogram_images(epochs, PAPER)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+      list(pool.map(lambda e: spectrogram.spectrogram_images(e[None], PAPER), epochs))
+    assert _blas_threads() == 2  # and the caller's setting is back afterwards
+  assert len(seen) >= 12 and set(seen) == {1}, seen
 
 
 def _images_in_a_process(path, environment):
