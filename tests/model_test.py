@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from eegmobile import model as model_lib
+from tests import kernels
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +40,11 @@ def test_output_shape_and_probabilities():
   np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
 
 
+@pytest.mark.skipif(
+    kernels.onednn_capped_below_avx512(),
+    reason="oneDNN capped at AVX2 on an AVX-512 CPU: TensorFlow picks oneDNN's float16 "
+    "convolution from the CPU's own flags and oneDNN refuses it; an AVX2-only CPU runs "
+    "Eigen's (TensorFlow's IsDataTypeSupportedByOneDNNOnThisCPU)")
 def test_mixed_precision_output_stays_float32_and_the_global_policy_is_untouched():
   model = model_lib.build_model(model_lib.ModelConfig(image_size=32, mixed_precision=True),
                                 weights=None)

@@ -64,7 +64,8 @@ def load(path: str,
   Args:
     path: an exported `.tflite` file (any of `export_lib.TFLITE_FILES`).
     threads: CPU threads for inference; None: OpenVINO's default (all cores).
-    precision: "bf16" or "f32" (OpenVINO's INFERENCE_PRECISION_HINT).
+    precision: "bf16" or "f32" (OpenVINO's INFERENCE_PRECISION_HINT); bf16 computes in f32
+      where the CPU has no bf16 (`native_bf16`).
     performance_hint: "LATENCY" (one request using every thread: a whole batch at a time)
       or "THROUGHPUT" (several streams, for many concurrent requests).
 
@@ -91,6 +92,10 @@ def load(path: str,
     raise ValueError(f"{path}: OpenVINO cannot read this model ({e})") from e
   if len(model.inputs) != 1:
     raise ValueError(f"{path}: expected one input, found {len(model.inputs)}")
+  if precision == "bf16" and not native_bf16():
+    # What OpenVINO does itself on a CPU without bf16; with oneDNN capped below it
+    # (ONEDNN_MAX_CPU_ISA=AVX2, an AVX2-only CPU's kernels forced) it crashed compiling.
+    precision = "f32"
   config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": performance_hint}
   if threads is not None:
     config["INFERENCE_NUM_THREADS"] = int(threads)

@@ -126,3 +126,15 @@ def test_the_staging_runtime_runs_openvino_at_the_asked_precision(exported):
   assert default.precision == ("bf16" if openvino_runtime.native_bf16() else "f32")
   with pytest.raises(runtimes.ModelError, match="needs runtime openvino"):
     runtimes.load(path, runtime="litert", precision="bf16")
+
+
+def test_bf16_where_the_cpu_has_none_computes_f32(exported, monkeypatch):
+  """As OpenVINO itself does on a CPU without bf16; asked for it with oneDNN capped at AVX2
+  (an AVX2-only CPU's kernels forced on this one), compiling crashed the process."""
+  images = spectrogram.spectrogram_images(_epochs(4, seed=5), SPEC)
+  f32 = openvino_runtime.load(f"{exported}/images_float16.tflite", threads=1,
+                              precision="f32")(images)
+  monkeypatch.setattr(openvino_runtime, "native_bf16", lambda: False)
+  bf16 = openvino_runtime.load(f"{exported}/images_float16.tflite", threads=1,
+                               precision="bf16")(images)
+  np.testing.assert_array_equal(bf16, f32)
