@@ -485,24 +485,8 @@ def _loop(source, model, output_dir, record, config, live, log, stop, state, fre
       received += len(samples)
       last_time = times[-1]
       if stager is None:
-        if state is None:
-          state = {**fresh, "clock_origin": float(times[0]), "epochs": []}
-          log(f"{source.description}: {source.channel_label} at {source.rate:g} Hz -> "
-              f"{output_dir}/{record}.* (a new night, from "
-              f"{datetime.datetime.fromtimestamp(times[0]):%Y-%m-%d %H:%M:%S})")
-        else:
-          _check_same_night(state, times[0], live, output_dir, record)
-          log(f"{source.description}: {source.channel_label} at {source.rate:g} Hz -> "
-              f"{output_dir}/{record}.* (continuing the night from epoch "
-              f"{len(state['epochs'])}; the time in between is unscored)")
-        night = _Night(output_dir, record, state, live.plot_every, log, live_context)
-        stager = stream.StreamingStager(model,
-                                        rate=source.rate,
-                                        unit=source.unit,
-                                        config=config,
-                                        gap_seconds=live.gap_seconds,
-                                        first_epoch=night.next_epoch,
-                                        clock_origin=state["clock_origin"])
+        state, night, stager = _open_night(source, model, output_dir, record, config, live, log,
+                                           state, fresh, live_context, times[0])
       done = stager.push(samples, times)
       this_run += len(done)
       night.add(done)
@@ -518,6 +502,36 @@ def _loop(source, model, output_dir, record, config, live, log, stop, state, fre
     night.add(done, final=True)
     if last_time is not None and last_time - first_time >= 60:
       _log_rate(log, source, received, first_time, last_time)
+  return _summary(night, ended, this_run, live_context, log, output_dir, record)
+
+
+def _open_night(source, model, output_dir, record, config, live, log, state, fresh, live_context,
+                first_time: float):
+  """(state, night, stager) once the first samples arrived: a new night, or the one in the
+  state file continued (checked to be the same night and clock)."""
+  if state is None:
+    state = {**fresh, "clock_origin": float(first_time), "epochs": []}
+    log(f"{source.description}: {source.channel_label} at {source.rate:g} Hz -> "
+        f"{output_dir}/{record}.* (a new night, from "
+        f"{datetime.datetime.fromtimestamp(first_time):%Y-%m-%d %H:%M:%S})")
+  else:
+    _check_same_night(state, first_time, live, output_dir, record)
+    log(f"{source.description}: {source.channel_label} at {source.rate:g} Hz -> "
+        f"{output_dir}/{record}.* (continuing the night from epoch "
+        f"{len(state['epochs'])}; the time in between is unscored)")
+  night = _Night(output_dir, record, state, live.plot_every, log, live_context)
+  stager = stream.StreamingStager(model,
+                                  rate=source.rate,
+                                  unit=source.unit,
+                                  config=config,
+                                  gap_seconds=live.gap_seconds,
+                                  first_epoch=night.next_epoch,
+                                  clock_origin=state["clock_origin"])
+  return state, night, stager
+
+
+def _summary(night, ended, this_run, live_context, log, output_dir, record) -> dict:
+  """Logs how the night ended and returns `run`'s result."""
   epochs = night.state["epochs"] if night else []
   unscored: dict = {}
   for e in epochs:
