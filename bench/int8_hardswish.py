@@ -58,12 +58,12 @@ def _export(args, form: str, calibration: np.ndarray) -> str:
     raise SystemExit(f"{args.model}: no hard-swish activation found")
   directory = os.path.join(args.workdir, form)
   os.makedirs(directory, exist_ok=True)
-  saved = export_lib.write_saved_model(
-      model,
-      export_lib.model_input(model, args.model),
-      export_lib.load_preprocessing(args.export_dir),
-      directory,
-      colormap=export_lib.model_input(model, args.model).colormap or "viridis")
+  model_in = export_lib.model_input(model, args.model)
+  saved = export_lib.write_saved_model(model,
+                                       model_in,
+                                       export_lib.load_preprocessing(args.export_dir),
+                                       directory,
+                                       colormap=model_in.colormap or "viridis")
   path = os.path.join(directory, f"images_int8_{form}.tflite")
   with open(path, "wb") as f:
     f.write(export_lib._convert(saved, export_lib.IMAGES_SIGNATURE, "int8", calibration))  # pylint: disable=protected-access
